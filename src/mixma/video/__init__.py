@@ -1,0 +1,1 @@
+"""Video in: reading, sampling strategies, MixedFrame composition, contact sheets."""

@@ -1,0 +1,101 @@
+"""Decoded frame → numpy image, scaled at conversion time.
+
+Colour conversion, not decoding, dominates the cost of reading video, and converting a
+full-resolution frame to RGB only to shrink it afterwards wastes most of that work. For the common
+case (8-bit 4:2:0 YUV, limited range, BT.601 or untagged) we resize the Y, U and V planes first and
+convert the small planes with OpenCV; other pixel formats go through swscale, which also scales
+while converting. Both paths give the same colours as PyAV's own `to_ndarray("rgb24")`.
+"""
+
+from __future__ import annotations
+
+import av
+import cv2
+import numpy as np
+
+Size = int | tuple[int, int] | None
+"""An output size: None keeps the source size, an int is the shorter side (aspect ratio kept,
+dimensions rounded to even numbers), a `(height, width)` pair is exact."""
+
+# FFmpeg's AVColorSpace / AVColorRange codes that the fast path handles.
+_BT601_LIKE = {2, 5, 6}  # unspecified, BT470BG, SMPTE170M
+_RANGE_JPEG = 2
+_BT709 = 1
+
+
+def output_size(size: Size, width: int, height: int) -> tuple[int, int]:
+    """Resolve `size` against a `width` x `height` source; returns `(out_width, out_height)`."""
+    if size is None:
+        return width, height
+    if isinstance(size, (int, np.integer)):
+        if size <= 0:
+            raise ValueError(f"size must be positive, got {size}")
+        scale = size / min(width, height)
+        even = lambda x: max(2, int(round(x / 2)) * 2)  # noqa: E731 - even sizes keep 4:2:0 exact
+        if width <= height:
+            return int(size), even(height * scale)
+        return even(width * scale), int(size)
+    out_h, out_w = (int(v) for v in size)
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    return out_w, out_h
+
+
+def resize_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize a 2-D (or HxWxC) uint8 image with area averaging when shrinking a lot.
+
+    OpenCV's INTER_AREA is fast only for integer factors, so we first shrink by the largest
+    integer factor (cropping at most factor-1 edge pixels), then finish with bilinear at a ratio
+    below 2, where bilinear does not alias.
+    """
+    h, w = plane.shape[:2]
+    if (w, h) == (width, height):
+        return plane
+    k = min(w // width, h // height)
+    if k >= 2:
+        plane = plane[: h // k * k, : w // k * k]
+        plane = cv2.resize(plane, (w // k, h // k), interpolation=cv2.INTER_AREA)
+        h, w = plane.shape[:2]
+        if (w, h) == (width, height):
+            return plane
+    return cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _plane(frame: av.VideoFrame, i: int) -> np.ndarray:
+    p = frame.planes[i]
+    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+
+
+def _fast_path(frame: av.VideoFrame) -> bool:
+    return (
+        frame.format.name == "yuv420p"
+        and frame.colorspace in _BT601_LIKE
+        and frame.color_range != _RANGE_JPEG
+    )
+
+
+def to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """Convert a decoded frame to `uint8 [height, width, 3]` RGB, scaling while converting."""
+    if _fast_path(frame) and width % 2 == 0 and height % 2 == 0:
+        y = resize_plane(_plane(frame, 0), width, height)
+        u = resize_plane(_plane(frame, 1), width // 2, height // 2)
+        v = resize_plane(_plane(frame, 2), width // 2, height // 2)
+        i420 = np.empty((height * 3 // 2, width), np.uint8)  # Y rows, then U, then V
+        i420[:height] = y
+        chroma = i420[height:].reshape(-1)
+        chroma[: u.size] = u.reshape(-1)
+        chroma[u.size :] = v.reshape(-1)
+        return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+    kwargs = {"src_colorspace": "ITU709"} if frame.colorspace == _BT709 else {}
+    return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA", **kwargs)
+
+
+def to_grey(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """Luma of a decoded frame as `float32 [height, width]` on a 0..255 full-range scale."""
+    name = frame.format.name
+    if name.startswith(("yuv", "yuvj")) and frame.format.components[0].bits == 8:
+        y = resize_plane(_plane(frame, 0), width, height).astype(np.float32)
+        if frame.color_range != _RANGE_JPEG and not name.startswith("yuvj"):
+            y = (y - 16.0) * (255.0 / 219.0)  # limited range 16..235 → 0..255
+        return y
+    return frame.to_ndarray(format="gray", width=width, height=height, interpolation="AREA").astype(np.float32)

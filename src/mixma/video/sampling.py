@@ -1,0 +1,145 @@
+"""`sample_frames`: T frames from a video by one of three strategies.
+
+- `uniform`: frames `rint(linspace(0, n - 1, T))`, deterministic (how MA-LMM evaluates).
+- `segment`: TSN sampling: the video is cut into T equal segments and one frame is drawn at random
+  from each, reproducibly from `seed` (how MA-LMM trains).
+- `mixed`: MixedFrame, see `mixma.video.mixed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mixma.video.convert import Size
+from mixma.video.mixed import MixedConfig, mixed_sample
+from mixma.video.reader import VideoInfo, VideoReader
+
+STRATEGIES = ("uniform", "segment", "mixed")
+MIXED_OPTIONS = tuple(f.name for f in dataclasses.fields(MixedConfig))
+
+
+@dataclass(frozen=True)
+class FrameSample:
+    """T frames sampled from a video, with what each one stands for.
+
+    Attributes:
+        frames: `uint8 [T, H, W, 3]` RGB.
+        spans: per output, the `(first, last)` source frame indices (inclusive) it summarises;
+            for `uniform` and `segment`, `first == last` is the frame shown.
+        times: `float64 [T]`, each output's centre time in seconds (first frame at 0).
+        strategy: the strategy used.
+        options: every option that shaped the result, resolved (defaults filled in).
+        info: the source video.
+        changes: `mixed` only: source frames where a sudden change was detected.
+    """
+
+    frames: np.ndarray
+    spans: list[tuple[int, int]]
+    times: np.ndarray
+    strategy: str
+    options: dict[str, Any]
+    info: VideoInfo
+    changes: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (everything but the pixels)."""
+        return {
+            "video": dataclasses.asdict(self.info),
+            "strategy": self.strategy,
+            "options": self.options,
+            "frames": [
+                {"span": [int(a), int(b)], "time": round(float(t), 4)} for (a, b), t in zip(self.spans, self.times)
+            ],
+            "changes": [int(c) for c in self.changes],
+        }
+
+
+def uniform_indices(num_source: int, num_frames: int) -> np.ndarray:
+    """`rint(linspace(0, num_source - 1, num_frames))`: repeats when the video is shorter."""
+    return np.rint(np.linspace(0, num_source - 1, num_frames)).astype(np.int64)
+
+
+def segment_indices(num_source: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """TSN: one random frame from each of `num_frames` equal segments (as MA-LMM trains)."""
+    edges = np.linspace(0, num_source, num_frames + 1).astype(np.int64)
+    starts, ends = edges[:-1], edges[1:]
+    # an empty segment (video shorter than num_frames) takes its start frame
+    return np.where(ends > starts, starts + (rng.random(num_frames) * (ends - starts)).astype(np.int64), starts)
+
+
+def sample_frames(
+    source: str | os.PathLike | VideoReader,
+    num_frames: int,
+    strategy: str = "uniform",
+    *,
+    size: Size = None,
+    seed: int | np.random.Generator | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> FrameSample:
+    """Sample `num_frames` frames from a video.
+
+    Args:
+        source: a video file, or an open `VideoReader` (left open).
+        num_frames: T, the number of frames returned. Exactly T whenever the video has at least
+            T frames; a shorter video repeats frames, as `linspace` indices do.
+        strategy: "uniform", "segment" or "mixed".
+        size: output size: None (source size), the shorter side in pixels, or `(height, width)`.
+        seed: `segment` only: the random seed (or a numpy Generator). None draws fresh entropy.
+        progress: show a progress bar.
+        **options: `mixed` only: the fields of `MixedConfig` (mode, change_threshold,
+            max_action_sec, step, alpha, instances, fg_threshold, grid).
+
+    Returns:
+        A `FrameSample`.
+
+    Raises:
+        ValueError: bad `num_frames`, strategy or option.
+        VideoError: the video cannot be read.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
+    unknown = set(options) - set(MIXED_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}; mixed options are {', '.join(MIXED_OPTIONS)}")
+    if options and strategy != "mixed":
+        raise ValueError(f"option(s) {', '.join(sorted(options))} only apply to strategy 'mixed'")
+    if seed is not None and strategy != "segment":
+        raise ValueError("seed only applies to strategy 'segment'")
+    config = MixedConfig(**options) if strategy == "mixed" else None  # validate before opening
+
+    video = source if isinstance(source, VideoReader) else VideoReader(source)
+    try:
+        return _sample(video, int(num_frames), strategy, size, seed, progress, config)
+    finally:
+        if video is not source:
+            video.close()
+
+
+def _sample(video, num_frames, strategy, size, seed, progress, config) -> FrameSample:
+    resolved: dict[str, Any] = {"num_frames": num_frames, "size": size}
+    changes: list[int] = []
+    if strategy == "mixed":
+        frames, spans, times, changes, step = mixed_sample(video, num_frames, config, size, progress)
+        resolved.update(dataclasses.asdict(config), step=step)
+    else:
+        if strategy == "uniform":
+            indices = uniform_indices(video.num_frames, num_frames)
+        else:
+            rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+            indices = segment_indices(video.num_frames, num_frames, rng)
+            resolved["seed"] = seed if not isinstance(seed, np.random.Generator) else "generator"
+        frames = video.read(indices, size, progress=progress)
+        spans = [(int(i), int(i)) for i in indices]
+        times = video.times[indices]
+    return FrameSample(frames, spans, np.asarray(times, dtype=np.float64), strategy, resolved, video.info, changes)
