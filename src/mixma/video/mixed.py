@@ -29,10 +29,13 @@ overflows, and at the end until `num_frames` remain, the best adjacent pair is m
 
 1. whether the boundary between them is a sudden change (those are merged last),
 2. whether the merged segment would exceed `max_action_sec` (those are merged later),
-3. the distance between their mean thumbnails (the change score above), smallest first,
-4. their combined length, shortest first (balanced segments when the video is static).
+3. the distance between their mean thumbnails (the change score above), smallest first, where
+   distances under `NOISE_FLOOR` grey levels count as equal,
+4. their combined length, shortest first (so a static video splits into balanced segments).
 
-So with fewer sudden changes than outputs, no output blends across a change. Because atoms are
+So with fewer sudden changes than outputs, no output blends across a change, and an output spans
+more than `max_action_sec` only when no other merge is left (always the case when
+`num_frames * max_action_sec` is less than the video's duration). Because atoms are
 sized from the frame count, there are always at least as many atoms as outputs and no segment ever
 needs splitting; a video with fewer frames than outputs repeats outputs. Memory is bounded by the
 buffer (`2 * num_frames` compositor states at the output size), not by the video's length.
@@ -55,6 +58,7 @@ from mixma.video.reader import VideoReader
 
 THUMBNAIL = 64  # side of the square grey thumbnail used for change scores and similarity
 RECENT = 8  # analysed frames whose median score is the baseline for a sudden change
+NOISE_FLOOR = 2.0  # segment distances below this many grey levels are compression noise
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ class _Segmenter:
 
     def _merge_key(self, a: _Segment, b: _Segment) -> tuple:
         too_long = self.duration(a.first, b.last) > self.config.max_action_sec
-        distance = change_score(a.thumb_mean, b.thumb_mean, self.config.grid)
+        distance = max(NOISE_FLOOR, change_score(a.thumb_mean, b.thumb_mean, self.config.grid))
         return (b.after_change, too_long, distance, a.count + b.count)
 
     def _merge_best(self) -> None:
