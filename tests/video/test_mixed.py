@@ -168,12 +168,29 @@ def test_max_action_is_in_seconds_whatever_the_frame_rate_and_step(tmp_path, fps
     assert max(durations) <= 0.5 + 1e-9, durations
 
 
-def test_segments_exceed_max_action_only_when_forced(tmp_path):
+def test_a_merge_past_max_action_loses_to_any_merge_within_it():
+    """Atoms of 0.28, 0.28, 0.08 and 0.08 s; the first two are the most alike, but together they
+    would last 0.56 s > 0.5 s, so the merge that stays within the limit wins."""
+    config = MixedConfig(max_action_sec=0.5)
+    times = np.arange(18) / 25
+    segmenter = _Segmenter(config, num_outputs=3, times=times, frame_duration=0.04)
+    image = np.zeros((2, 2, 3), np.uint8)
+    # atoms: frames 0-6, 7-13, 14-15, 16-17; steps of 1 or 5 levels: none is a sudden change
+    levels = [100] * 7 + [101] * 7 + [106] * 2 + [111] * 2
+    for i, level in enumerate(levels):
+        thumb = np.full((THUMBNAIL, THUMBNAIL, 3), level, np.float32)
+        segmenter.add(i, thumb, image, atom_len=7)
+    spans = [(s.first, s.last) for s in segmenter.finish()]
+    assert (0, 13) not in spans
+    assert len(spans) == 3 and max(b - a + 1 for a, b in spans) * 0.04 <= 0.5
+
+
+def test_when_forced_outputs_exceed_max_action_and_still_tile(tmp_path):
     path = tmp_path / "static.mp4"
     shots_video(path, [(5, 0, 200)])  # 8 s at 25 fps, no cuts
     sample = sample_frames(path, 4, "mixed", max_action_sec=0.5)  # 4 x 0.5 s < 8 s: forced
-    durations = [(last - first + 1) / 25 for first, last in sample.spans]
-    assert sum(durations) == pytest.approx(8) and max(durations) <= 2 * min(durations)  # balanced
+    assert len(sample) == 4 and sample.spans[0][0] == 0 and sample.spans[-1][1] == 199
+    assert all(sample.spans[i][1] + 1 == sample.spans[i + 1][0] for i in range(3))
 
 
 def test_buffer_never_grows_with_video_length():
@@ -185,7 +202,7 @@ def test_buffer_never_grows_with_video_length():
     image = np.zeros((4, 4, 3), np.uint8)
     largest = 0
     for i in range(20000):
-        thumb = rng.uniform(0, 255, (THUMBNAIL, THUMBNAIL)).astype(np.float32) if i % 97 == 0 else np.zeros((THUMBNAIL, THUMBNAIL), np.float32)
+        thumb = rng.uniform(0, 255, (THUMBNAIL, THUMBNAIL, 3)).astype(np.float32) if i % 97 == 0 else np.zeros((THUMBNAIL, THUMBNAIL, 3), np.float32)
         segmenter.add(i, thumb, image, atom_len=50)
         largest = max(largest, len(segmenter.segments))
     assert largest <= 16

@@ -56,7 +56,7 @@ def frames(
     size: str = typer.Option(None, "--size", help="Output size: the shorter side (224) or HEIGHTxWIDTH. Default: the video's."),
     seed: int = typer.Option(0, "--seed", help="Random seed for --strategy segment."),
     mode: Mode = typer.Option(None, help=f"How a segment becomes one frame: mean (long exposure), ema (recency-weighted trail), strobe (action shot). [default: {_DEFAULTS.mode}]", rich_help_panel=MIXED),
-    change_threshold: float = typer.Option(None, help=f"Least change score, in grey levels 0-255, that can count as a sudden change. [default: {_DEFAULTS.change_threshold:g}]", rich_help_panel=MIXED),
+    change_threshold: float = typer.Option(None, help=f"Least change score (0-255; a pixel scores its largest YCbCr channel difference) that can count as a sudden change. [default: {_DEFAULTS.change_threshold:g}]", rich_help_panel=MIXED),
     change_ratio: float = typer.Option(None, help=f"How many times the recent median score a sudden change must reach. [default: {_DEFAULTS.change_ratio:g}]", rich_help_panel=MIXED),
     max_action_sec: float = typer.Option(None, help=f"Longest span, in seconds, a segment starts with; longer ones form only when T forces it. [default: {_DEFAULTS.max_action_sec:g}]", rich_help_panel=MIXED),
     step: int = typer.Option(None, min=1, help=f"Analyse every STEP-th frame. [default: {_DEFAULTS.step}]", rich_help_panel=MIXED),

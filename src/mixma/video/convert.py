@@ -90,12 +90,19 @@ def to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA", **kwargs)
 
 
-def to_grey(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    """Luma of a decoded frame as `float32 [height, width]` on a 0..255 full-range scale."""
+def to_thumbnail(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """A small YCbCr image, `float32 [height, width, 3]` on a 0..255 full-range scale.
+
+    Change detection compares these: luma alone misses a change of colour at equal brightness
+    (a red shape appearing on a dark blue background barely changes the luma).
+    """
     name = frame.format.name
-    if name.startswith(("yuv", "yuvj")) and frame.format.components[0].bits == 8:
-        y = resize_plane(_plane(frame, 0), width, height).astype(np.float32)
+    if name in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"):
+        planes = [resize_plane(_plane(frame, i), width, height) for i in range(3)]
+        out = np.stack(planes, axis=-1).astype(np.float32)
         if frame.color_range != _RANGE_JPEG and not name.startswith("yuvj"):
-            y = (y - 16.0) * (255.0 / 219.0)  # limited range 16..235 → 0..255
-        return y
-    return frame.to_ndarray(format="gray", width=width, height=height, interpolation="AREA").astype(np.float32)
+            out[..., 0] = (out[..., 0] - 16.0) * (255.0 / 219.0)  # limited range → 0..255
+            out[..., 1:] = (out[..., 1:] - 128.0) * (255.0 / 224.0) + 128.0
+        return out
+    planar = frame.to_ndarray(format="yuvj444p", width=width, height=height, interpolation="AREA")
+    return np.moveaxis(planar, 0, -1).astype(np.float32)

@@ -6,13 +6,16 @@ frame, so brief actions between sample points are not lost. This implementation 
 and fixes its semantics (see `research/malmm.md` §6):
 
 - A sudden change is scored with absolute differences, so it is caught whether the picture gets
-  brighter or darker (the fork's uint8 `mean(f - m)` wraps around and only sees darkening). The
-  score of a frame is the largest mean absolute grey-level difference from the previous analysed
-  frame over the cells of a `grid x grid` split of a 64x64 thumbnail, on a 0..255 scale, so a cut
-  (every cell changes) and a brief local event (one cell changes a lot) both register. A change
+  brighter or darker (the fork's uint8 `mean(f - m)` wraps around and only sees darkening). Frames
+  are compared as 64x64 YCbCr thumbnails: each pixel's difference is its largest absolute channel
+  difference (so a change of colour at equal brightness counts too), and the score of a frame is
+  the largest mean difference from the previous analysed frame over the cells of a `grid x grid`
+  split, on a 0..255 scale, so a cut (every cell changes) and a brief local event (one cell
+  changes a lot) both register. A change
   is *sudden* when its score is at least `change_threshold` and at least `change_ratio` times the
-  median score of the previous 8 analysed frames: in busy footage (traffic, a panning camera)
-  every frame differs from the last, and only spikes above that level are cuts or events.
+  median score of the previous 8 analysed frames (the threshold itself stands in for that median
+  over the first three): in busy footage (traffic, a panning camera) every frame differs from the
+  last, and only spikes above that level are cuts or events.
 - The longest span a segment starts with is `max_action_sec` seconds, not a number of sampled
   frames.
 - `mean` is a true long exposure; `ema` is the fork's recency-weighted trail; `strobe` is an
@@ -30,7 +33,7 @@ overflows, and at the end until `num_frames` remain, the best adjacent pair is m
 1. whether the boundary between them is a sudden change (those are merged last),
 2. whether the merged segment would exceed `max_action_sec` (those are merged later),
 3. the distance between their mean thumbnails (the change score above), smallest first, where
-   distances under `NOISE_FLOOR` grey levels count as equal,
+   distances under `NOISE_FLOOR` levels count as equal,
 4. their combined length, shortest first (so a static video splits into balanced segments).
 
 So with fewer sudden changes than outputs, no output blends across a change, and an output spans
@@ -56,9 +59,9 @@ from mixma.video.compose import EmaCompositor, MeanCompositor, StrobeCompositor
 from mixma.video.convert import Size, output_size
 from mixma.video.reader import VideoReader
 
-THUMBNAIL = 64  # side of the square grey thumbnail used for change scores and similarity
+THUMBNAIL = 64  # side of the square YCbCr thumbnail used for change scores and similarity
 RECENT = 8  # analysed frames whose median score is the baseline for a sudden change
-NOISE_FLOOR = 2.0  # segment distances below this many grey levels are compression noise
+NOISE_FLOOR = 2.0  # segment distances below this many levels are compression noise
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class MixedConfig:
     """MixedFrame options; every default lives here."""
 
     mode: str = "mean"  # mean | ema | strobe
-    change_threshold: float = 20.0  # least change score (0..255 grey levels) that can be sudden
+    change_threshold: float = 12.0  # least change score (0..255 levels) that can be sudden
     change_ratio: float = 3.0  # ... and how far it must exceed the recent median score
     max_action_sec: float = 5.0  # longest span a segment starts with, in seconds
     step: int = 1  # analyse every step-th frame (lowered automatically for short videos)
@@ -96,9 +99,12 @@ class MixedConfig:
 
 
 def change_score(a: np.ndarray, b: np.ndarray, grid: int) -> float:
-    """Largest per-cell mean absolute difference between two grey thumbnails (0..255)."""
+    """Largest per-cell mean of per-pixel differences between two YCbCr thumbnails (0..255).
+
+    A pixel's difference is its largest absolute channel difference.
+    """
     cell = THUMBNAIL // grid
-    diff = np.abs(a - b).reshape(grid, cell, grid, cell)
+    diff = np.abs(a - b).max(axis=-1).reshape(grid, cell, grid, cell)
     return float(diff.mean(axis=(1, 3)).max())
 
 
@@ -107,7 +113,7 @@ class _Segment:
     first: int  # source index of the first analysed frame
     last: int  # source index of the last analysed frame
     count: int  # analysed frames
-    thumb_sum: np.ndarray  # float32 [THUMBNAIL, THUMBNAIL]
+    thumb_sum: np.ndarray  # float32 [THUMBNAIL, THUMBNAIL, 3]
     after_change: bool  # the boundary before this segment is a sudden change
     state: Any  # compositor state
 
@@ -137,7 +143,9 @@ class _Segmenter:
         changed = False
         if self.previous_thumb is not None:
             score = change_score(thumb, self.previous_thumb, self.config.grid)
-            baseline = float(np.median(self.recent_scores)) if self.recent_scores else 0.0
+            # the first frames have no history: until they do, judge against the threshold itself
+            known = len(self.recent_scores) >= 3
+            baseline = float(np.median(self.recent_scores)) if known else self.config.change_threshold
             changed = score >= self.config.change_threshold and score >= self.config.change_ratio * baseline
             self.recent_scores.append(score)
             if changed:
@@ -207,7 +215,7 @@ def mixed_sample(
     bar = tqdm(total=analysed, desc="mixed", unit="frame", disable=not progress, leave=False)
     with bar:
         for decoded in video.stream(step=step):
-            segmenter.add(decoded.index, decoded.grey((THUMBNAIL, THUMBNAIL)), decoded.rgb((height, width)), atom_len)
+            segmenter.add(decoded.index, decoded.thumbnail((THUMBNAIL, THUMBNAIL)), decoded.rgb((height, width)), atom_len)
             last_index = decoded.index
             bar.update()
     segments = segmenter.finish()

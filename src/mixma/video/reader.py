@@ -29,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mixma.errors import VideoError
-from mixma.video.convert import Size, output_size, to_grey, to_rgb
+from mixma.video.convert import Size, output_size, to_rgb, to_thumbnail
 
 av.logging.set_level(None)  # FFmpeg's own log lines would flood stderr on damaged files
 
@@ -61,9 +61,9 @@ class DecodedFrame:
         """`uint8 [H, W, 3]` RGB at `size`, scaled while converting."""
         return to_rgb(self.frame, *output_size(size, self.frame.width, self.frame.height))
 
-    def grey(self, size: Size) -> np.ndarray:
-        """`float32 [H, W]` luma on 0..255 at `size`."""
-        return to_grey(self.frame, *output_size(size, self.frame.width, self.frame.height))
+    def thumbnail(self, size: Size) -> np.ndarray:
+        """`float32 [H, W, 3]` YCbCr on 0..255 at `size` (for comparing frames)."""
+        return to_thumbnail(self.frame, *output_size(size, self.frame.width, self.frame.height))
 
 
 def _reason(exc: Exception) -> str:
