@@ -78,8 +78,8 @@ class SyntheticConfig:
     def __post_init__(self):
         if self.videos < 1:
             raise ValueError("videos must be >= 1")
-        if self.frames < 60:
-            raise ValueError("frames must be >= 60 (room for a few brief events)")
+        if self.frames < 80:
+            raise ValueError("frames must be >= 80 (room for up to four events 12 frames apart)")
         if self.size < 32 or self.size % 2:
             raise ValueError("size must be an even number >= 32")
         if not 0 <= self.wrong_fraction <= 1:
@@ -123,25 +123,43 @@ class VideoPlan:
 # -- planning ----------------------------------------------------------------------------------
 
 
+def _spread(rng: np.random.Generator, lengths: list[int], span: int, gap: int) -> list[int] | None:
+    """Starts of items with these lengths in `[0, span)`, in order, at least `gap` apart.
+
+    Uniform over all such placements ("stars and bars": the free room is split at sorted random
+    points), so it never loops; None when they cannot fit.
+    """
+    free = span - sum(lengths) - gap * (len(lengths) - 1)
+    if free < 0:
+        return None
+    offsets = np.sort(rng.integers(0, free + 1, size=len(lengths)))
+    starts, used = [], 0
+    for offset, length in zip(offsets, lengths):
+        starts.append(int(offset) + used)
+        used += length + gap
+    return starts
+
+
 def _shot_starts(rng: np.random.Generator, frames: int) -> list[int]:
-    count = int(rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2]))
-    min_len = 40
-    while True:
-        cuts = sorted(int(c) for c in rng.integers(min_len, frames - min_len, size=count - 1))
-        bounds = [0, *cuts, frames]
-        if all(b - a >= min_len for a, b in zip(bounds, bounds[1:])):
-            return [0, *cuts]
+    """First frame of each shot; every shot lasts at least 40 frames."""
+    max_shots = min(3, 1 + max(0, frames - 60) // 100)  # 1 shot for 120 frames, 3 for 260 and more
+    weights = np.array([0.4, 0.4, 0.2][:max_shots])
+    count = int(rng.choice(np.arange(1, max_shots + 1), p=weights / weights.sum()))
+    starts = _spread(rng, [40] * count, frames, 0)
+    return [0, *starts[1:]]  # shot i runs from its start to the next shot's
 
 
 def _event_times(rng: np.random.Generator, n: int, frames: int, cuts: list[int]) -> list[tuple[int, int]]:
-    """Non-overlapping (start, length) pairs, apart from each other and from cuts."""
-    while True:
-        lengths = rng.integers(3, 7, size=n)
-        starts = np.sort(rng.integers(4, frames - 10, size=n))
-        spaced = all(starts[i + 1] - (starts[i] + lengths[i]) >= 12 for i in range(n - 1))
-        clear = all(not (c - 3 <= s + l and s <= c + 3) for s, l in zip(starts, lengths) for c in cuts)
-        if spaced and clear:
-            return [(int(s), int(l)) for s, l in zip(starts, lengths)]
+    """Non-overlapping (start, length) pairs, 12 frames apart and 3 frames clear of any cut."""
+    for _ in range(1000):
+        lengths = [int(v) for v in rng.integers(3, 7, size=n)]
+        starts = _spread(rng, lengths, frames - 14, 12)  # 4 frames of lead-in, 10 at the end
+        if starts is None:
+            raise ValueError(f"{frames} frames are too few for {n} events")
+        starts = [s + 4 for s in starts]
+        if all(not (c - 3 <= s + l and s <= c + 3) for s, l in zip(starts, lengths) for c in cuts):
+            return list(zip(starts, lengths))
+    raise ValueError(f"could not place {n} events clear of the cuts in {frames} frames")
 
 
 def plan_video(video_id: str, seed: int, config: SyntheticConfig) -> VideoPlan:
@@ -239,41 +257,41 @@ def render_frames(plan: VideoPlan, config: SyntheticConfig):
 # -- labelling ---------------------------------------------------------------------------------
 
 
-def _describe(rng: np.random.Generator, colour: str, shape: str, count: int, background: str,
-              other: tuple[str, str] | None, shots: int, style: str) -> str:
-    """A caption from templates: `reference` (plain) or `lvlm` (chattier, like a VLM's output)."""
+def caption_templates(colour: str, shape: str, count: int, background: str, other: tuple[str, str] | None,
+                      shots: int, style: str) -> list[str]:
+    """Every caption a video with these facts can get: `reference` (plain) or `lvlm` (chattier,
+    like a vision-language model's output)."""
     times = TIMES_WORDS[count]
     extra = f", and a {other[0]} {other[1]} shows up once" if other else ""
     scenes = f" across {COUNT_WORDS[shots]} scenes" if shots > 1 else ""
     if style == "reference":
-        templates = [
+        return [
             f"a {colour} {shape} flashes {times} over a {background} background{extra}",
             f"{times} a {colour} {shape} briefly appears{scenes}{extra}",
             f"a {background} scene where a {colour} {shape} blinks {times}{extra}",
         ]
-    else:
-        templates = [
-            f"the video shows a {colour} {shape} that appears {times} on a {background} backdrop{extra}",
-            f"in this video a {shape} colored {colour} pops up {times} while a grey ball drifts{extra}",
-            f"a grey ball moves slowly as a {colour} {shape} flashes {times}{scenes}{extra}",
-            f"against a {background} background, a {colour} {shape} is visible {times}{extra}",
-        ]
-    return str(rng.choice(templates))
+    return [
+        f"the video shows a {colour} {shape} that appears {times} on a {background} backdrop{extra}",
+        f"in this video a {shape} colored {colour} pops up {times} while a grey ball drifts{extra}",
+        f"a grey ball moves slowly as a {colour} {shape} flashes {times}{scenes}{extra}",
+        f"against a {background} background, a {colour} {shape} is visible {times}{extra}",
+    ]
 
 
 def _wrong_version(rng: np.random.Generator, plan: VideoPlan) -> tuple[str, str, int, str]:
-    """The key object, count and background with one or two of them changed."""
+    """The key object's colour, shape or count changed (one or two of them), and sometimes the
+    background too: a wrong caption is wrong about the key object whatever its template."""
     colour, shape = plan.key
     count, background = plan.count, plan.shots[0].background
-    for what in rng.choice(["colour", "shape", "count", "background"], size=int(rng.integers(1, 3)), replace=False):
+    for what in rng.choice(["colour", "shape", "count"], size=int(rng.integers(1, 3)), replace=False):
         if what == "colour":
             colour = str(rng.choice([c for c in COLOURS if c != colour]))
         elif what == "shape":
             shape = str(rng.choice([s for s in SHAPES if s != shape]))
-        elif what == "count":
-            count = int(rng.choice([c for c in (1, 2, 3) if c != count]))
         else:
-            background = str(rng.choice([b for b in BACKGROUNDS if b != background]))
+            count = int(rng.choice([c for c in (1, 2, 3) if c != count]))
+    if rng.random() < 0.5:
+        background = str(rng.choice([b for b in BACKGROUNDS if b != background]))
     return colour, shape, count, background
 
 
@@ -294,20 +312,13 @@ def annotate(plan: VideoPlan, split: str, config: SyntheticConfig, seed: int) ->
         qa.append(QA(f"which appeared first, the {pair[0]} or the {pair[1]}?",
                      shape if first_key < first_other else plan.other[1], "order"))
     shots = len(plan.shots)
-    captions, templates_used = [], set()
-    while len(captions) < 2:
-        text = _describe(rng, colour, shape, plan.count, background, plan.other, shots, "reference")
-        if text not in templates_used:
-            templates_used.add(text)
-            captions.append(text)
+    references = caption_templates(colour, shape, plan.count, background, plan.other, shots, "reference")
+    captions = [references[i] for i in rng.choice(len(references), size=2, replace=False)]
     augmented, correct = [], []
     for _ in range(config.augmented_per_video):
         wrong = split != "meta" and rng.random() < config.wrong_fraction  # the meta split stays clean
-        if wrong:
-            c, s, n, b = _wrong_version(rng, plan)
-            augmented.append(_describe(rng, c, s, n, b, None, shots, "lvlm"))
-        else:
-            augmented.append(_describe(rng, colour, shape, plan.count, background, plan.other, shots, "lvlm"))
+        facts = (*_wrong_version(rng, plan), None) if wrong else (colour, shape, plan.count, background, plan.other)
+        augmented.append(str(rng.choice(caption_templates(*facts, shots, "lvlm"))))
         correct.append(not wrong)
     meta = {
         "fps": config.fps,

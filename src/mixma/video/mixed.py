@@ -87,6 +87,12 @@ class MixedConfig:
             raise ValueError(f"max_action_sec must be positive, got {self.max_action_sec}")
         if self.change_threshold < 0 or self.change_ratio < 0:
             raise ValueError("change_threshold and change_ratio must be >= 0")
+        if not 0 < self.alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+        if self.instances < 1:
+            raise ValueError(f"instances must be >= 1, got {self.instances}")
+        if self.fg_threshold < 0:
+            raise ValueError(f"fg_threshold must be >= 0, got {self.fg_threshold}")
         if self.grid < 1 or THUMBNAIL % self.grid:
             raise ValueError(f"grid must divide {THUMBNAIL}, got {self.grid}")
 

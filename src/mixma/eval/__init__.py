@@ -1,0 +1,1 @@
+"""Evaluation metrics: text-video retrieval."""

@@ -1,0 +1,246 @@
+"""Meta-learned sample weighting (Meta-Weight-Net, as MAMA uses it), with a bi-level step that works.
+
+A small MLP `V(ℓ; Θ)` maps a sample's (detached) loss to a weight in (0, 1). It is trained so that
+one SGD step of the model on the *weighted* training loss lowers the *unweighted* loss on a small
+clean meta set (a held-out split of the training data, never the validation or test set). Per
+meta step, with model parameters `w`, learning rate `α`, training losses `ℓ_i` and meta batch `m`:
+
+1. `ŵ(Θ) = w − α ∇_w Σ_i V(ℓ_i.detach(); Θ) ℓ_i / n` (virtual step, built with `create_graph`);
+2. `Θ ← opt(∇_Θ mean_j ℓ_j^meta(ŵ(Θ)))`, second order, through step 1;
+3. the real step uses `Σ_i V(ℓ_i; Θ_new).detach() ℓ_i / n`, returned by `MetaWeighting.step`.
+
+Fixes against MAMA's code (`research/mama.md` §2.3): the virtual parameters really replace the
+model's (via `torch.func.functional_call`), so the meta loss depends on `Θ` and the weighting net is
+actually trained; the meta batch comes from a caller-supplied clean meta set, not the validation
+split; the virtual model is built from the current parameters at every meta step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+LossFn = Callable[[Mapping[str, Tensor], Any], Tensor]
+"""`loss_fn(tensors, batch) -> [n]`: per-sample losses of `batch` with the model's parameters and
+buffers replaced by `tensors` (a name → tensor mapping for `torch.func.functional_call`)."""
+
+NORMALIZATIONS = ("none", "mean")
+
+
+@dataclass(frozen=True)
+class MetaWeightingConfig:
+    """Options of `MetaWeighting`; every default lives here."""
+
+    hidden: int = 100  # width of the weighting MLP (MW-Net; MAMA's code uses 64)
+    lr: float = 1e-3  # Adam learning rate of the weighting net (MW-Net; MAMA: AdamW 1e-5)
+    weight_decay: float = 1e-4  # Adam weight decay of the weighting net (MW-Net)
+    normalize: str = "none"  # "none": raw sigmoid weights (MW-Net); "mean": rescaled to average 1
+    meta_interval: int = 1  # full bi-level step every k-th `step` call; the others only weight
+
+    def __post_init__(self):
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
+        if self.hidden < 1 or self.meta_interval < 1:
+            raise ValueError(f"hidden and meta_interval must be >= 1, got {self.hidden}, {self.meta_interval}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
+
+
+class WeightNet(nn.Module):
+    """Loss → weight MLP: Linear(1, hidden), ReLU, Linear(hidden, 1), sigmoid."""
+
+    def __init__(self, hidden: int = MetaWeightingConfig.hidden):
+        super().__init__()
+        self.hidden = nn.Linear(1, hidden)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """Weights in (0, 1), `[n]` from `[n]` losses (not detached here: the caller decides)."""
+        return torch.sigmoid(self.out(torch.relu(self.hidden(losses[:, None])))).squeeze(1)
+
+
+def normalize_weights(weights: Tensor, mode: str) -> Tensor:
+    """Apply a `MetaWeightingConfig.normalize` mode to `[n]` weights.
+
+    Args:
+        weights: `[n]` positive weights.
+        mode: "none" (unchanged) or "mean" (divided by their mean, so they average 1).
+
+    Returns:
+        `[n]` weights, differentiable in the input.
+
+    Raises:
+        ValueError: for an unknown mode.
+    """
+    if mode == "none":
+        return weights
+    if mode == "mean":
+        return weights / weights.mean().clamp_min(torch.finfo(weights.dtype).tiny)
+    raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {mode!r}")
+
+
+def virtual_parameters(params: Mapping[str, Tensor], loss: Tensor, lr: float) -> dict[str, Tensor]:
+    """One differentiable SGD step: `p − lr · ∂loss/∂p` for every parameter that requires grad.
+
+    The gradient is built with `create_graph=False`, so the result can be differentiated again
+    (e.g. with respect to sample weights inside `loss`). Parameters that do not require grad
+    (frozen) or that `loss` does not depend on (unused) are returned unchanged.
+
+    Args:
+        params: name → parameter.
+        loss: scalar built from `params`.
+        lr: step size.
+
+    Returns:
+        name → virtual parameter, for every name in `params`.
+    """
+    names = [n for n, p in params.items() if p.requires_grad]
+    grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True, allow_unused=True)
+    stepped = {n: params[n] - lr * g for n, g in zip(names, grads) if g is not None}
+    return {n: stepped.get(n, p) for n, p in params.items()}
+
+
+def functional_loss(model: nn.Module, per_sample: Callable[[Any, Any], Tensor]) -> LossFn:
+    """Build a `LossFn` for batches `(inputs, targets)`: `per_sample(model(*inputs), targets)`.
+
+    Args:
+        model: the model; its parameters are replaced per call with `functional_call`.
+        per_sample: `(outputs, targets) -> [n]` losses.
+
+    Returns:
+        `loss_fn(tensors, (inputs, targets))`; `inputs` is a tuple of positional arguments or a
+        single tensor.
+    """
+
+    def loss_fn(tensors: Mapping[str, Tensor], batch: Any) -> Tensor:
+        inputs, targets = batch
+        args = inputs if isinstance(inputs, tuple) else (inputs,)
+        return per_sample(functional_call(model, dict(tensors), args), targets)
+
+    return loss_fn
+
+
+@dataclass
+class MetaStep:
+    """What `MetaWeighting.step` returns."""
+
+    loss: Tensor  # scalar Σ w_i ℓ_i / n with detached weights: backpropagate it for the real step
+    losses: Tensor  # [n] per-sample training losses (with graph)
+    weights: Tensor  # [n] detached weights from the (updated) weighting net
+    meta_loss: Tensor | None  # detached meta-set loss of the virtual model; None when skipped
+
+
+def _check_losses(losses: Tensor, what: str) -> None:
+    if losses.ndim != 1 or losses.shape[0] == 0:
+        raise ValueError(f"{what} must return per-sample losses [n] with n >= 1, got shape {tuple(losses.shape)}")
+
+
+class MetaWeighting:
+    """The weighting net, its optimizer and the meta-step counter; checkpoint with `state_dict`.
+
+    Args:
+        config: options (default `MetaWeightingConfig()`).
+        optimizer: factory `params -> Optimizer` for the weighting net (default: Adam with
+            `config.lr` and `config.weight_decay`).
+        device: where the weighting net lives.
+    """
+
+    def __init__(
+        self,
+        config: MetaWeightingConfig | None = None,
+        *,
+        optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
+        device: torch.device | str | None = None,
+    ):
+        self.config = config or MetaWeightingConfig()
+        self.net = WeightNet(self.config.hidden).to(device)
+        if optimizer is None:
+            self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        else:
+            self.optimizer = optimizer(self.net.parameters())
+        self.calls = 0  # `step` calls so far; the bi-level update runs when calls % interval == 0
+
+    def _raw_weights(self, losses: Tensor) -> Tensor:
+        like = next(self.net.parameters())
+        weights = self.net(losses.detach().to(device=like.device, dtype=like.dtype))
+        return normalize_weights(weights, self.config.normalize).to(losses.device)
+
+    def weights(self, losses: Tensor) -> Tensor:
+        """Detached weights of `[n]` losses from the current net (normalised per the config).
+
+        Raises:
+            ValueError: if `losses` is not `[n]` with n >= 1.
+        """
+        _check_losses(losses, "losses")
+        with torch.no_grad():
+            return self._raw_weights(losses)
+
+    def step(self, model: nn.Module, loss_fn: LossFn, train_batch: Any, meta_batch: Any, lr: float) -> MetaStep:
+        """Weight a training batch, updating the weighting net first on every k-th call.
+
+        On a meta call (`calls % meta_interval == 0`) this runs the bi-level update of the module
+        docstring; the virtual model's forward uses copies of the model's buffers, so e.g.
+        batch-norm statistics are not updated by the meta batch. Other calls only weight the
+        training losses with the current net. The model's parameters get no gradients here:
+        backpropagate `MetaStep.loss` and step the model's optimizer as usual.
+
+        Args:
+            model: the model; its `named_parameters()` are what `loss_fn` receives.
+            loss_fn: per-sample loss with explicit parameters (see `LossFn`, `functional_loss`).
+            train_batch: the training batch, passed to `loss_fn` as is.
+            meta_batch: a batch of the clean meta set (held out from training; never validation).
+            lr: the model's current learning rate, used for the virtual SGD step.
+
+        Returns:
+            `MetaStep` with the loss to backpropagate, the per-sample losses and their weights.
+
+        Raises:
+            ValueError: if `lr <= 0` or `loss_fn` does not return `[n]` losses.
+        """
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        params = dict(model.named_parameters())
+        losses = loss_fn(params, train_batch)
+        _check_losses(losses, "loss_fn on the training batch")
+        meta_loss = None
+        if self.calls % self.config.meta_interval == 0:
+            meta_loss = self._update_net(model, params, losses, loss_fn, meta_batch, lr)
+        self.calls += 1
+        weights = self.weights(losses)
+        return MetaStep(loss=(weights * losses).mean(), losses=losses, weights=weights, meta_loss=meta_loss)
+
+    def _update_net(self, model, params, losses, loss_fn, meta_batch, lr) -> Tensor:
+        weights = self._raw_weights(losses)  # [n], a function of Θ (not of the model)
+        virtual = virtual_parameters(params, (weights * losses).mean(), lr)
+        buffers = {n: b.clone() for n, b in model.named_buffers()}
+        meta_losses = loss_fn({**virtual, **buffers}, meta_batch)
+        _check_losses(meta_losses, "loss_fn on the meta batch")
+        meta_loss = meta_losses.mean()
+        net_params = list(self.net.parameters())
+        # grad, not backward: the model's .grad must not receive these second-order terms; keep
+        # the graph, whose first part (the training losses) the real step backpropagates
+        grads = torch.autograd.grad(meta_loss, net_params, retain_graph=True, allow_unused=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        for p, g in zip(net_params, grads):
+            p.grad = g
+        self.optimizer.step()
+        return meta_loss.detach()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Net, optimizer and counter state, for checkpoints."""
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "calls": self.calls}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` returned.
+
+        Raises:
+            KeyError: if a part is missing.
+        """
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.calls = int(state["calls"])

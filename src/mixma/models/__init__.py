@@ -1,0 +1,1 @@
+"""Models: the MAMA dual encoder and video-QA models, and MA-LMM."""

@@ -1,0 +1,89 @@
+"""The `mixma` command: outputs, help, and bad input as one `error:` line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from mixma.cli import main
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_frames_writes_frames_sheet_and_json(capsys, tmp_path, indexed_video):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "frames", indexed_video, "-n", 6, "--strategy", "mixed", "--mode", "strobe", "--size", 48, "-o", out)
+    assert code == 0, err
+    data = json.loads((out / "frames.json").read_text())
+    assert data["strategy"] == "mixed" and data["options"]["mode"] == "strobe" and data["options"]["size"] == 48
+    assert [f["file"] for f in data["frames"]] == [f"frame_{i:03d}.jpg" for i in range(6)]
+    assert data["frames"][0]["span"][0] == 0 and data["frames"][-1]["span"][1] == 299
+    assert cv2.imread(str(out / "frame_000.jpg")).shape == (48, 80, 3)
+    assert cv2.imread(str(out / "sheet.jpg")) is not None
+
+
+def test_rerun_with_fewer_frames_removes_stale_ones(capsys, tmp_path, indexed_video):
+    out = tmp_path / "out"
+    assert run(capsys, "frames", indexed_video, "-n", 5, "-o", out)[0] == 0
+    (out / "notes.txt").write_text("mine")
+    assert run(capsys, "frames", indexed_video, "-n", 2, "--strategy", "segment", "--seed", 1, "-o", out)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000.jpg", "frame_001.jpg", "frames.json", "notes.txt", "sheet.jpg"]
+    assert json.loads((out / "frames.json").read_text())["options"]["seed"] == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["frames", "{missing}", "-o", "{out}"], "no such file"),
+        (["frames", "{text}", "-o", "{out}"], "not a readable video"),
+        (["frames", "{video}", "-o", "{out}", "--mode", "ema"], "--mode applies only to --strategy mixed"),
+        (["frames", "{video}", "-o", "{out}", "-n", "0"], "--num-frames"),
+        (["frames", "{video}", "-o", "{out}", "--strategy", "linspace"], "--strategy"),
+        (["frames", "{video}", "-o", "{out}", "--size", "big"], "--size must be"),
+        (["frames", "{video}", "-o", "{out}", "--strategy", "mixed", "--alpha", "2"], "alpha must be in (0, 1]"),
+        (["frames", "{video}"], "Missing option '-o'"),
+        (["bench", "make", "-o", "{out}", "--size", "33"], "size must be an even number"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_error_line_exit_2(capsys, tmp_path, indexed_video, args, message):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    paths = {"missing": tmp_path / "nope.mp4", "text": text, "out": tmp_path / "o", "video": indexed_video}
+    code, _, err = run(capsys, *[a.format(**paths) for a in args])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not (tmp_path / "o" / "frames.json").exists()
+
+
+def test_help(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "frames" in out and "bench" in out
+    code, out, _ = run(capsys, "frames", "--help")
+    assert code == 0 and "--strategy" in out and "--change-threshold" in out and "strobe" in out
+
+
+def test_bench_make(capsys, tmp_path):
+    code, _, err = run(capsys, "bench", "make", "-o", tmp_path, "--videos", 4, "--frames", 100, "--seed", 2, "--workers", 1)
+    assert code == 0, err
+    assert json.loads((tmp_path / "benchmark.json").read_text())["config"]["seed"] == 2
+    assert len(list((tmp_path / "videos").glob("*.mp4"))) == 4
+
+
+def test_installed_entry_point_exit_code_and_stderr(tmp_path):
+    """Through a real process: no traceback reaches the user."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mixma", "frames", str(tmp_path / "nope.mp4"), "-o", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope.mp4'}: no such file"

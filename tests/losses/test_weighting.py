@@ -1,0 +1,292 @@
+"""Meta-weighting: the bi-level step against a closed-form/finite-difference statement, and a toy task."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mixma.losses.weighting import (
+    MetaWeighting,
+    MetaWeightingConfig,
+    WeightNet,
+    functional_loss,
+    normalize_weights,
+    virtual_parameters,
+)
+
+
+def bce(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(outputs.squeeze(1), targets.to(outputs.dtype), reduction="none")
+
+
+def gaussians(n: int, g: torch.Generator, dim: int = 2, separation: float = 1.5, dtype=torch.float32):
+    """Two unit Gaussians at ±separation along the first axis; labels 0/1."""
+    y = torch.randint(0, 2, (n,), generator=g)
+    centre = torch.zeros(dim, dtype=dtype)
+    centre[0] = separation
+    return torch.randn(n, dim, generator=g, dtype=dtype) + (2 * y[:, None] - 1) * centre, y
+
+
+def snapshot(module: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before: list[torch.Tensor], module: nn.Module) -> bool:
+    return any(not torch.equal(b, p) for b, p in zip(before, module.parameters()))
+
+
+def test_weight_net_maps_losses_to_weights_in_the_unit_interval():
+    net = WeightNet(hidden=100)
+    weights = net(torch.linspace(0, 20, 50))
+    assert weights.shape == (50,)
+    assert ((weights > 0) & (weights < 1)).all()
+    assert net.hidden.in_features == 1 and net.hidden.out_features == 100 and net.out.out_features == 1
+
+
+def test_mean_normalisation_makes_weights_average_one():
+    weights = torch.rand(10) + 0.01
+    torch.testing.assert_close(normalize_weights(weights, "mean").mean(), torch.tensor(1.0))
+    assert torch.equal(normalize_weights(weights, "none"), weights)
+    with pytest.raises(ValueError, match="normalize"):
+        normalize_weights(weights, "sum")
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(normalize="l2"), dict(hidden=0), dict(meta_interval=0), dict(lr=0.0), dict(weight_decay=-1.0)]
+)
+def test_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        MetaWeightingConfig(**kwargs)
+
+
+def test_virtual_parameters_are_one_sgd_step_and_skip_frozen_and_unused():
+    model = nn.Linear(3, 1)
+    frozen = nn.Parameter(torch.ones(2), requires_grad=False)
+    unused = nn.Parameter(torch.ones(2))
+    params = {**dict(model.named_parameters()), "frozen": frozen, "unused": unused}
+    x = torch.randn(5, 3)
+    loss = (model(x) ** 2).mean()
+    virtual = virtual_parameters(params, loss, lr=0.1)
+    grads = torch.autograd.grad((model(x) ** 2).mean(), [model.weight, model.bias])
+    torch.testing.assert_close(virtual["weight"], model.weight - 0.1 * grads[0])
+    torch.testing.assert_close(virtual["bias"], model.bias - 0.1 * grads[1])
+    assert virtual["frozen"] is frozen and virtual["unused"] is unused
+    assert virtual["weight"].grad_fn is not None  # differentiable: built with create_graph
+
+
+def logistic_meta_problem(seed: int = 0):
+    """A float64 logistic regression, a training batch and a meta batch."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = nn.Linear(2, 1).double()
+    train = gaussians(16, g, dtype=torch.float64)
+    train = (train[0], torch.where(torch.rand(16, generator=g) < 0.4, 1 - train[1], train[1]))
+    meta = gaussians(8, g, dtype=torch.float64)
+    return model, train, meta
+
+
+def closed_form_meta_loss(net: nn.Module, model: nn.Linear, train, meta, lr: float, normalize: str) -> torch.Tensor:
+    """The meta objective written out for logistic regression, no autograd through the model.
+
+    ∇_w Σ_i V_i ℓ_i / n = Σ_i V_i (σ(z_i) − y_i) x_i / n (and the same without x_i for the bias).
+    """
+    (x, y), (xm, ym) = train, meta
+    w, b = model.weight.detach()[0], model.bias.detach()[0]
+    z = x @ w + b
+    losses = F.binary_cross_entropy_with_logits(z, y.double(), reduction="none")
+    v = normalize_weights(net(losses), normalize)
+    residual = v * (torch.sigmoid(z) - y.double()) / len(y)
+    w_hat, b_hat = w - lr * (residual[:, None] * x).sum(0), b - lr * residual.sum()
+    return F.binary_cross_entropy_with_logits(xm @ w_hat + b_hat, ym.double())
+
+
+@pytest.mark.parametrize("normalize", ["none", "mean"])
+def test_meta_gradient_matches_finite_differences_of_the_closed_form(normalize):
+    """The second-order gradient that reaches the weight net, checked numerically.
+
+    With an SGD(lr=1) meta optimizer, the net's parameter change is exactly −∇_Θ meta loss.
+    """
+    model, train, meta = logistic_meta_problem()
+    lr = 0.5
+    weighting = MetaWeighting(
+        MetaWeightingConfig(hidden=6, normalize=normalize), optimizer=lambda p: torch.optim.SGD(p, lr=1.0)
+    )
+    weighting.net.double()
+    net_before = copy.deepcopy(weighting.net)
+    result = weighting.step(model, functional_loss(model, bce), train, meta, lr)
+    torch.testing.assert_close(result.meta_loss, closed_form_meta_loss(net_before, model, train, meta, lr, normalize).detach())
+
+    h = 1e-6
+    for before, after in zip(net_before.parameters(), weighting.net.parameters()):
+        numeric = torch.zeros_like(before)
+        for k in range(before.numel()):
+            with torch.no_grad():
+                before.view(-1)[k] += h
+                up = closed_form_meta_loss(net_before, model, train, meta, lr, normalize)
+                before.view(-1)[k] -= 2 * h
+                down = closed_form_meta_loss(net_before, model, train, meta, lr, normalize)
+                before.view(-1)[k] += h
+            numeric.view(-1)[k] = (up - down) / (2 * h)
+        assert numeric.abs().max() > 0
+        torch.testing.assert_close(before.detach() - after.detach(), numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_meta_step_updates_the_weight_net_but_not_when_the_virtual_model_ignores_it():
+    """MAMA's bug: virtual parameters that never replace the model's leave the net untrained."""
+    model, train, meta = logistic_meta_problem(seed=1)
+    config = MetaWeightingConfig(weight_decay=0.0)  # so only a real meta-gradient moves the net
+    weighting = MetaWeighting(config)
+    before = snapshot(weighting.net)
+    result = weighting.step(model, functional_loss(model, bce), train, meta, lr=0.5)
+    assert result.meta_loss is not None and changed(before, weighting.net)
+
+    def ignores_parameters(params, batch):  # like MAMA's no-op update: always the real model
+        x, y = batch
+        return bce(model(x), y)
+
+    broken = MetaWeighting(config)
+    before = snapshot(broken.net)
+    broken.step(model, ignores_parameters, train, meta, lr=0.5)
+    assert not changed(before, broken.net)
+
+
+def test_returned_loss_uses_detached_weights_from_the_updated_net():
+    model, train, meta = logistic_meta_problem(seed=2)
+    weighting = MetaWeighting(MetaWeightingConfig(lr=0.1))
+    result = weighting.step(model, functional_loss(model, bce), train, meta, lr=0.5)
+    assert not result.weights.requires_grad
+    torch.testing.assert_close(result.weights, weighting.weights(result.losses))  # the updated net
+    torch.testing.assert_close(result.loss, (result.weights * result.losses).mean())
+    assert all(p.grad is None for p in model.parameters())  # the meta step leaves the model's grads alone
+    result.loss.backward()
+    x, y = train
+    expected = torch.autograd.grad((result.weights * bce(model(x), y)).mean(), model.weight)[0]
+    torch.testing.assert_close(model.weight.grad, expected)
+
+
+def test_constant_weights_with_mean_normalisation_give_the_plain_mean():
+    model, train, meta = logistic_meta_problem(seed=3)
+    weighting = MetaWeighting(MetaWeightingConfig(normalize="mean"))
+    with torch.no_grad():
+        weighting.net.out.weight.zero_()  # the net ignores the loss: equal weights
+    losses = functional_loss(model, bce)(dict(model.named_parameters()), train)
+    weights = weighting.weights(losses)
+    torch.testing.assert_close(weights, torch.ones_like(weights))
+    torch.testing.assert_close((weights * losses).mean(), losses.mean())
+
+
+def test_meta_interval_updates_the_net_on_every_kth_call_only():
+    model, train, meta = logistic_meta_problem(seed=4)
+    weighting = MetaWeighting(MetaWeightingConfig(meta_interval=3, lr=0.01))
+    loss_fn = functional_loss(model, bce)
+    updated = []
+    for _ in range(7):
+        before = snapshot(weighting.net)
+        result = weighting.step(model, loss_fn, train, meta, lr=0.5)
+        updated.append(changed(before, weighting.net))
+        assert (result.meta_loss is not None) == updated[-1]
+    assert updated == [True, False, False, True, False, False, True]
+
+
+class FrozenUnusedModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.frozen = nn.Linear(2, 4).requires_grad_(False)
+        self.norm = nn.BatchNorm1d(4)
+        self.head = nn.Linear(4, 1)
+        self.unused = nn.Linear(3, 3)  # never called: its gradients are None
+
+    def forward(self, x):
+        return self.head(self.norm(self.frozen(x)))
+
+
+def test_frozen_unused_parameters_and_buffers_are_handled():
+    torch.manual_seed(0)
+    model = FrozenUnusedModel()
+    g = torch.Generator().manual_seed(5)
+    train, meta = gaussians(16, g), gaussians(8, g)
+    reference = copy.deepcopy(model)
+    reference(train[0])  # one training-mode forward: the running stats the step should leave
+
+    weighting = MetaWeighting()
+    result = weighting.step(model, functional_loss(model, bce), train, meta, lr=0.1)
+    result.loss.backward()
+    assert model.frozen.weight.grad is None and model.unused.weight.grad is None
+    assert model.head.weight.grad is not None
+    # the virtual model's forward on the meta batch ran on copies of the buffers
+    torch.testing.assert_close(model.norm.running_mean, reference.norm.running_mean)
+    assert model.norm.num_batches_tracked == 1
+
+
+def test_state_dict_round_trip_resumes_identically():
+    model, train, meta = logistic_meta_problem(seed=6)
+    first = MetaWeighting(MetaWeightingConfig(meta_interval=2))
+    loss_fn = functional_loss(model, bce)
+    for _ in range(3):
+        first.step(model, loss_fn, train, meta, lr=0.5)
+    checkpoint = io.BytesIO()  # through a real save: state_dict() holds live references
+    torch.save(first.state_dict(), checkpoint)
+    checkpoint.seek(0)
+    resumed = MetaWeighting(MetaWeightingConfig(meta_interval=2))
+    resumed.load_state_dict(torch.load(checkpoint))
+    assert resumed.calls == 3
+    for weighting in (first, resumed):
+        for _ in range(2):  # call 3 only weights, call 4 updates (Adam moments must match)
+            weighting.step(model, loss_fn, train, meta, lr=0.5)
+    for a, b in zip(first.net.parameters(), resumed.net.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_bad_input_raises_value_error():
+    model, train, meta = logistic_meta_problem()
+    weighting = MetaWeighting()
+    with pytest.raises(ValueError, match="lr"):
+        weighting.step(model, functional_loss(model, bce), train, meta, lr=0.0)
+    with pytest.raises(ValueError, match="per-sample"):
+        weighting.step(model, lambda p, b: bce(model(b[0]), b[1]).mean(), train, meta, lr=0.1)
+    with pytest.raises(ValueError, match="per-sample"):
+        weighting.weights(torch.zeros(2, 3))
+
+
+def train_noisy_logistic(meta: bool, seed: int, steps: int = 300, lr: float = 0.5):
+    """Logistic regression on two Gaussians with 40% of the training labels flipped at random."""
+    g = torch.Generator().manual_seed(seed)
+    x, clean = gaussians(500, g)
+    corrupt = torch.rand(500, generator=g) < 0.4
+    y = torch.where(corrupt, 1 - clean, clean)
+    meta_x, meta_y = gaussians(50, g)  # the small clean meta set
+    test_x, test_y = gaussians(2000, g)
+
+    torch.manual_seed(seed)
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    weighting = MetaWeighting(MetaWeightingConfig(lr=1e-2))
+    loss_fn = functional_loss(model, bce)
+    for _ in range(steps):
+        idx = torch.randint(0, 500, (100,), generator=g)
+        if meta:
+            loss = weighting.step(model, loss_fn, (x[idx], y[idx]), (meta_x, meta_y), lr).loss
+        else:
+            loss = bce(model(x[idx]), y[idx]).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        accuracy = ((model(test_x)[:, 0] > 0).long() == test_y).float().mean().item()
+        weights = weighting.weights(bce(model(x), y))
+    return accuracy, weights[corrupt].mean().item(), weights[~corrupt].mean().item()
+
+
+def test_meta_weighting_down_weights_corrupted_labels_on_a_toy_problem():
+    seeds = (0, 1, 2)
+    plain = [train_noisy_logistic(False, s)[0] for s in seeds]
+    weighted = [train_noisy_logistic(True, s) for s in seeds]
+    for accuracy, corrupt_weight, clean_weight in weighted:
+        assert corrupt_weight < 0.5 * clean_weight
+    assert sum(w[0] for w in weighted) / len(seeds) >= sum(plain) / len(seeds)
+    assert min(w[0] for w in weighted) > 0.9  # the Bayes accuracy here is Φ(1.5) ≈ 0.933
