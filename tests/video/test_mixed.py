@@ -178,7 +178,7 @@ def test_a_merge_past_max_action_loses_to_any_merge_within_it():
     # atoms: frames 0-6, 7-13, 14-15, 16-17; steps of 1 or 5 levels: none is a sudden change
     levels = [100] * 7 + [101] * 7 + [106] * 2 + [111] * 2
     for i, level in enumerate(levels):
-        thumb = np.full((THUMBNAIL, THUMBNAIL, 3), level, np.float32)
+        thumb = np.full((THUMBNAIL, THUMBNAIL, 3), level, np.uint8)
         segmenter.add(i, thumb, image, atom_len=7)
     spans = [(s.first, s.last) for s in segmenter.finish()]
     assert (0, 13) not in spans
@@ -202,7 +202,7 @@ def test_buffer_never_grows_with_video_length():
     image = np.zeros((4, 4, 3), np.uint8)
     largest = 0
     for i in range(20000):
-        thumb = rng.uniform(0, 255, (THUMBNAIL, THUMBNAIL, 3)).astype(np.float32) if i % 97 == 0 else np.zeros((THUMBNAIL, THUMBNAIL, 3), np.float32)
+        thumb = rng.integers(0, 256, (THUMBNAIL, THUMBNAIL, 3), dtype=np.uint8) if i % 97 == 0 else np.zeros((THUMBNAIL, THUMBNAIL, 3), np.uint8)
         segmenter.add(i, thumb, image, atom_len=50)
         largest = max(largest, len(segmenter.segments))
     assert largest <= 16

@@ -36,6 +36,7 @@ from mixma.data.annotations import VideoRecord
 FIRST_WORD_DATASETS = frozenset({"msrvtt_qa", "msvd_qa"})  # MA-LMM scores only the first word there
 _BLIP_CHARS = re.compile(r"[.!\"()*#:;~]")
 _SIMPLE_TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,8 +207,9 @@ def ptb_tokenize(sentences: Sequence[str]) -> list[str]:
     if not sentences:
         return []
     jar = Path(ptbtokenizer.__file__).parent / ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR
-    text = "\n".join(re.sub(r"[\r\n]", " ", s) for s in sentences)
-    command = ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase", "-encoding", "utf-8"]
+    text = "\n".join(_LINE_BREAKS.sub(" ", s) for s in sentences)  # one sentence per line, always
+    command = ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer"]
+    command += ["-preserveLines", "-lowerCase", "-encoding", "utf-8"]
     done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"PTBTokenizer failed ({done.stderr.decode(errors='replace').strip()[-300:]})")

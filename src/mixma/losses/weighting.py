@@ -87,7 +87,7 @@ def normalize_weights(weights: Tensor, mode: str) -> Tensor:
 def virtual_parameters(params: Mapping[str, Tensor], loss: Tensor, lr: float) -> dict[str, Tensor]:
     """One differentiable SGD step: `p − lr · ∂loss/∂p` for every parameter that requires grad.
 
-    The gradient is built with `create_graph=False`, so the result can be differentiated again
+    The gradient is built with `create_graph=True`, so the result can be differentiated again
     (e.g. with respect to sample weights inside `loss`). Parameters that do not require grad
     (frozen) or that `loss` does not depend on (unused) are returned unchanged.
 
@@ -222,9 +222,11 @@ class MetaWeighting:
         _check_losses(meta_losses, "loss_fn on the meta batch")
         meta_loss = meta_losses.mean()
         net_params = list(self.net.parameters())
-        # grad, not backward: the model's .grad must not receive these second-order terms; keep
-        # the graph, whose first part (the training losses) the real step backpropagates
-        grads = torch.autograd.grad(meta_loss, net_params, retain_graph=True, allow_unused=True)
+        # grad, not backward: the model's .grad must not receive these second-order terms. Only
+        # the nodes leading to the net are run and freed; the training losses' forward graph
+        # (reached from the virtual step only on the way to the model's leaves) survives for the
+        # real step's backward.
+        grads = torch.autograd.grad(meta_loss, net_params, allow_unused=True)
         self.optimizer.zero_grad(set_to_none=True)
         for p, g in zip(net_params, grads):
             p.grad = g

@@ -81,6 +81,9 @@ class DualEncoderConfig:
         for name in ("vision_config", "text_config"):
             if "model_type" not in getattr(self, name):
                 raise ValueError(f"{name} must be a transformers config dict with a 'model_type'")
+            # hold exactly what config.json will hold (e.g. id2label's int keys become strings),
+            # so a config equals its saved-and-loaded self
+            setattr(self, name, json.loads(json.dumps(getattr(self, name))))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -365,7 +368,9 @@ class DualEncoder(nn.Module):
         """Recompute the towers' activations in the backward pass (less memory, ~30% slower)."""
         for tower in (self.vision_model, self.text_model):
             if tower.supports_gradient_checkpointing:
-                tower.gradient_checkpointing_enable()
+                # transformers 5 renamed it; the old name warns that it goes away in v6
+                enable = getattr(tower, "activation_checkpointing_enable", None) or tower.gradient_checkpointing_enable
+                enable()
 
     def no_weight_decay(self) -> set[str]:
         """Names of the learned token/position embeddings added here (exclude them from decay)."""

@@ -17,6 +17,16 @@ Size = int | tuple[int, int] | None
 """An output size: None keeps the source size, an int is the shorter side (aspect ratio kept,
 dimensions rounded to even numbers), a `(height, width)` pair is exact."""
 
+# Limited-range YCbCr to full range, per channel (luma 16..235, chroma 16..240 around 128).
+_LIMITED_TO_FULL = np.stack(
+    [
+        np.clip(np.rint((np.arange(256) - 16.0) * 255.0 / 219.0), 0, 255),
+        np.clip(np.rint((np.arange(256) - 128.0) * 255.0 / 224.0 + 128.0), 0, 255),
+        np.clip(np.rint((np.arange(256) - 128.0) * 255.0 / 224.0 + 128.0), 0, 255),
+    ],
+    axis=-1,
+).astype(np.uint8)[:, None, :]  # [256, 1, 3]: cv2.LUT's per-channel table layout
+
 # FFmpeg's AVColorSpace / AVColorRange codes that the fast path handles.
 _BT601_LIKE = {2, 5, 6}  # unspecified, BT470BG, SMPTE170M
 _RANGE_JPEG = 2
@@ -91,18 +101,16 @@ def to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
 
 
 def to_thumbnail(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    """A small YCbCr image, `float32 [height, width, 3]` on a 0..255 full-range scale.
+    """A small YCbCr image, `uint8 [height, width, 3]` on a 0..255 full-range scale.
 
     Change detection compares these: luma alone misses a change of colour at equal brightness
     (a red shape appearing on a dark blue background barely changes the luma).
     """
     name = frame.format.name
     if name in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"):
-        planes = [resize_plane(_plane(frame, i), width, height) for i in range(3)]
-        out = np.stack(planes, axis=-1).astype(np.float32)
+        out = cv2.merge([resize_plane(_plane(frame, i), width, height) for i in range(3)])
         if frame.color_range != _RANGE_JPEG and not name.startswith("yuvj"):
-            out[..., 0] = (out[..., 0] - 16.0) * (255.0 / 219.0)  # limited range → 0..255
-            out[..., 1:] = (out[..., 1:] - 128.0) * (255.0 / 224.0) + 128.0
+            out = cv2.LUT(out, _LIMITED_TO_FULL)  # 16..235 / 16..240 → 0..255
         return out
     planar = frame.to_ndarray(format="yuvj444p", width=width, height=height, interpolation="AREA")
-    return np.moveaxis(planar, 0, -1).astype(np.float32)
+    return np.ascontiguousarray(np.moveaxis(planar, 0, -1))

@@ -7,7 +7,7 @@ and fixes its semantics (see `research/malmm.md` §6):
 
 - A sudden change is scored with absolute differences, so it is caught whether the picture gets
   brighter or darker (the fork's uint8 `mean(f - m)` wraps around and only sees darkening). Frames
-  are compared as 64x64 YCbCr thumbnails: each pixel's difference is its largest absolute channel
+  are compared as 32x32 YCbCr thumbnails: each pixel's difference is its largest absolute channel
   difference (so a change of colour at equal brightness counts too), and the score of a frame is
   the largest mean difference from the previous analysed frame over the cells of a `grid x grid`
   split, on a 0..255 scale, so a cut (every cell changes) and a brief local event (one cell
@@ -51,6 +51,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -59,7 +60,7 @@ from mixma.video.compose import EmaCompositor, MeanCompositor, StrobeCompositor
 from mixma.video.convert import Size, output_size
 from mixma.video.reader import VideoReader
 
-THUMBNAIL = 64  # side of the square YCbCr thumbnail used for change scores and similarity
+THUMBNAIL = 32  # side of the square YCbCr thumbnail used for change scores and similarity
 RECENT = 8  # analysed frames whose median score is the baseline for a sudden change
 NOISE_FLOOR = 2.0  # segment distances below this many levels are compression noise
 
@@ -107,11 +108,12 @@ class MixedConfig:
 def change_score(a: np.ndarray, b: np.ndarray, grid: int) -> float:
     """Largest per-cell mean of per-pixel differences between two YCbCr thumbnails (0..255).
 
-    A pixel's difference is its largest absolute channel difference.
+    A pixel's difference is its largest absolute channel difference. Works on uint8 frame
+    thumbnails and on float32 segment means alike.
     """
-    cell = THUMBNAIL // grid
-    diff = np.abs(a - b).max(axis=-1).reshape(grid, cell, grid, cell)
-    return float(diff.mean(axis=(1, 3)).max())
+    per_pixel = cv2.absdiff(a, b).max(axis=2).astype(np.float32)
+    cells = cv2.resize(per_pixel, (grid, grid), interpolation=cv2.INTER_AREA)  # exact cell means
+    return float(cells.max())
 
 
 @dataclass
@@ -119,7 +121,7 @@ class _Segment:
     first: int  # source index of the first analysed frame
     last: int  # source index of the last analysed frame
     count: int  # analysed frames
-    thumb_sum: np.ndarray  # float32 [THUMBNAIL, THUMBNAIL, 3]
+    thumb_sum: np.ndarray  # float32 [THUMBNAIL, THUMBNAIL, 3], YCbCr
     after_change: bool  # the boundary before this segment is a sudden change
     state: Any  # compositor state
 
@@ -137,6 +139,7 @@ class _Segmenter:
         self.compositor = config.compositor()
         self.capacity = 2 * num_outputs
         self.segments: list[_Segment] = []
+        self.keys: list[tuple] = []  # merge ranking of each adjacent pair of segments
         self.changes: list[int] = []
         self.open: _Segment | None = None
         self.previous_thumb: np.ndarray | None = None
@@ -160,16 +163,18 @@ class _Segmenter:
         seg = self.open
         if seg is not None and not changed and seg.count < atom_len:
             seg.last, seg.count = index, seg.count + 1
-            seg.thumb_sum += thumb
+            cv2.accumulate(thumb, seg.thumb_sum)
             self.compositor.add(seg.state, image)
             return
         if seg is not None:
             self._close()
-        self.open = _Segment(index, index, 1, thumb.copy(), changed, self.compositor.start(image))
+        self.open = _Segment(index, index, 1, thumb.astype(np.float32), changed, self.compositor.start(image))
 
     def _close(self) -> None:
         self.segments.append(self.open)
         self.open = None
+        if len(self.segments) > 1:
+            self.keys.append(self._merge_key(self.segments[-2], self.segments[-1]))
         while len(self.segments) > self.capacity:
             self._merge_best()
 
@@ -179,14 +184,19 @@ class _Segmenter:
         return (b.after_change, too_long, distance, a.count + b.count)
 
     def _merge_best(self) -> None:
-        segs = self.segments
-        k = min(range(len(segs) - 1), key=lambda i: self._merge_key(segs[i], segs[i + 1]))
+        segs, keys = self.segments, self.keys  # keys[i] ranks merging segs[i] with segs[i + 1]
+        k = min(range(len(keys)), key=keys.__getitem__)
         a, b = segs[k], segs[k + 1]
         segs[k] = _Segment(
             a.first, b.last, a.count + b.count, a.thumb_sum + b.thumb_sum, a.after_change,
             self.compositor.merge(a.state, b.state),
         )
-        del segs[k + 1]
+        del segs[k + 1], keys[k]
+        # only the pairs that touch the merged segment change
+        if k > 0:
+            keys[k - 1] = self._merge_key(segs[k - 1], segs[k])
+        if k < len(keys):
+            keys[k] = self._merge_key(segs[k], segs[k + 1])
 
     def finish(self) -> list[_Segment]:
         if self.open is not None:

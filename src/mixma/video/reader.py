@@ -62,7 +62,7 @@ class DecodedFrame:
         return to_rgb(self.frame, *output_size(size, self.frame.width, self.frame.height))
 
     def thumbnail(self, size: Size) -> np.ndarray:
-        """`float32 [H, W, 3]` YCbCr on 0..255 at `size` (for comparing frames)."""
+        """`uint8 [H, W, 3]` YCbCr on 0..255 at `size` (for comparing frames)."""
         return to_thumbnail(self.frame, *output_size(size, self.frame.width, self.frame.height))
 
 

@@ -29,7 +29,9 @@ from mixma.errors import AnnotationError
 _YOUCOOK2_SUBSETS = {"train": "training", "val": "validation"}
 
 
-def _read_caption_entries(root: Path, split: str, errors: list[AnnotationError] | None, video_path: str) -> list[VideoRecord]:
+def _read_caption_entries(
+    root: Path, split: str, errors: list[AnnotationError] | None, video_path: str
+) -> list[VideoRecord]:
     template, issues = VideoPath(video_path), Issues(errors)
     jf = JsonFile(find_file(root, f"annotation/cap_{split}.json", f"cap_{split}.json"))
     videos: dict[str, tuple[list[str], dict[str, Any]]] = {}
@@ -103,7 +105,7 @@ def _segment_id(video: str, start: float, end: float) -> str:
     return f"{video}_{start:g}_{end:g}"
 
 
-def _segment(video: str, start: float, end: float, duration: float | None) -> tuple[float, float]:
+def _segment(start: float, end: float, duration: float | None) -> tuple[float, float]:
     if duration is not None and end > duration:
         end = duration  # annotated ends may overshoot the video by a little; MA-LMM clips them too
     if end <= start:
@@ -140,7 +142,7 @@ def read_youcook2(
     template, issues = VideoPath(video_path), Issues(errors)
     path = first_existing(root, f"annotation/cap_{split}.json", f"cap_{split}.json")
     if path is None and split in _YOUCOOK2_SUBSETS:
-        path = first_existing(root, "youcookii_annotations_trainval.json", "annotation/youcookii_annotations_trainval.json")
+        path = first_existing(root, "youcookii_annotations_trainval.json")
         if path is not None:
             return _read_youcook2_original(JsonFile(path), split, issues, template)
     if path is None:  # raises "no such file", naming what was looked for
@@ -154,7 +156,7 @@ def read_youcook2(
             item = require_object(entry.value)
             video = strip_video_extension(text_field(item, "video"))
             duration = seconds_field(item, "duration", required=False)
-            start, end = _segment(video, seconds_field(item, "start_time"), seconds_field(item, "end_time"), duration)
+            start, end = _segment(seconds_field(item, "start_time"), seconds_field(item, "end_time"), duration)
             caption = item.get("caption", "")
             if not isinstance(caption, str):
                 raise ValueError(f"'caption' must be a string, got {caption!r}")
@@ -169,7 +171,8 @@ def read_youcook2(
             continue
         seen.add(rid)
         captions = [caption.strip()] if caption.strip() else []
-        records.append(VideoRecord(rid, template(video, rid), split, start=start, end=end, captions=captions, meta=meta))
+        record = VideoRecord(rid, template(video, rid), split, start=start, end=end, captions=captions, meta=meta)
+        records.append(record)
     return records
 
 
@@ -195,11 +198,13 @@ def _read_youcook2_original(jf: JsonFile, split: str, issues: Issues, template: 
                 if not (isinstance(bounds, list) and len(bounds) == 2):
                     raise ValueError(f"annotations[{i}]: 'segment' must be [start, end]")
                 start, end = seconds_field({"start": bounds[0]}, "start"), seconds_field({"end": bounds[1]}, "end")
-                segments.append((_segment_id(video, bounds[0], bounds[1]), *_segment(video, start, end, duration), text_field(ann, "sentence")))
+                rid = _segment_id(video, bounds[0], bounds[1])
+                segments.append((rid, *_segment(start, end, duration), text_field(ann, "sentence")))
         except ValueError as exc:
             issues.report(jf.path, f"{entry.label}: {exc}", jf.line(entry.offset))
             continue
         meta = {"duration": duration, "recipe_type": item.get("recipe_type")}
         for rid, start, end, sentence in segments:
-            records.append(VideoRecord(rid, template(video, rid), split, start=start, end=end, captions=[sentence], meta=dict(meta)))
+            record = VideoRecord(rid, template(video, rid), split, start=start, end=end, captions=[sentence], meta=dict(meta))
+            records.append(record)
     return records

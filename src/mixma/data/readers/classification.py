@@ -117,7 +117,8 @@ def read_lvu(
             continue
         for start, end in lvu_windows(duration, window, stride):
             rid = f"{vid}_{_format_seconds(start)}"
-            records.append(VideoRecord(rid, template(vid, rid), split, start=start, end=end, label=label, meta=dict(meta)))
+            window_record = VideoRecord(rid, template(vid, rid), split, start=start, end=end, label=label, meta=dict(meta))
+            records.append(window_record)
     return records
 
 

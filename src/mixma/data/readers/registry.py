@@ -60,25 +60,41 @@ class DatasetSpec:
         return (self.reader.__doc__ or "").strip().splitlines()[0]
 
 
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in (
-        DatasetSpec("msrvtt_qa", "qa", qa.read_msrvtt_qa, "annotation/qa_{split}.json | qa_{split}.json | {split}_qa.json"),
-        DatasetSpec("msvd_qa", "qa", qa.read_msvd_qa, "annotation/qa_{split}.json | qa_{split}.json | {split}_qa.json + youtube_mapping.txt"),
-        DatasetSpec("activitynet_qa", "qa", qa.read_activitynet_qa, "annotation/qa_{split}.json | qa_{split}.json | [dataset/]{split}_q.json + {split}_a.json"),
-        DatasetSpec("lvu", "classification", classification.read_lvu, "annotation/{split}.json | {split}.json"),
-        DatasetSpec("breakfast", "classification", classification.read_breakfast, "annotation/{split}.json | {split}.json (test: falls back to val.json)"),
-        DatasetSpec("coin", "classification", classification.read_coin, "annotation/COIN.json | COIN.json"),
-        DatasetSpec("msrvtt_cap", "captioning", captioning.read_msrvtt_captions, "annotation/cap_{split}.json | cap_{split}.json"),
-        DatasetSpec("msvd_cap", "captioning", captioning.read_msvd_captions, "annotation/cap_{split}.json | cap_{split}.json"),
-        DatasetSpec("youcook2", "captioning", captioning.read_youcook2, "annotation/cap_{split}.json | cap_{split}.json | youcookii_annotations_trainval.json"),
-        DatasetSpec("msrvtt_ret", "retrieval", retrieval.read_msrvtt_retrieval, "[msrvtt_data/]MSRVTT_data.json + MSRVTT_train.9k.csv | MSRVTT_JSFUSION_test.csv"),
-        DatasetSpec("msvd_ret", "retrieval", retrieval.read_msvd_retrieval, "[msvd_data/]raw-captions.pkl + {split}_list.txt"),
-        DatasetSpec("didemo", "retrieval", retrieval.read_didemo, "{split}_data.json | data/{split}_data.json"),
-        DatasetSpec("activitynet_captions", "retrieval", retrieval.read_activitynet_captions, "train.json | val_2.json (val) | val_1.json (test)"),
-        DatasetSpec("synthetic", "all", read_synthetic, "{split}.jsonl", ("train", "val", "test", "meta")),
-    )
-}
+_SPECS = (
+    DatasetSpec("msrvtt_qa", "qa", qa.read_msrvtt_qa, "annotation/qa_{split}.json | qa_{split}.json | {split}_qa.json"),
+    DatasetSpec(
+        "msvd_qa", "qa", qa.read_msvd_qa,
+        "annotation/qa_{split}.json | qa_{split}.json | {split}_qa.json + youtube_mapping.txt",
+    ),
+    DatasetSpec(
+        "activitynet_qa", "qa", qa.read_activitynet_qa,
+        "annotation/qa_{split}.json | qa_{split}.json | [dataset/]{split}_q.json + {split}_a.json",
+    ),
+    DatasetSpec("lvu", "classification", classification.read_lvu, "annotation/{split}.json | {split}.json"),
+    DatasetSpec(
+        "breakfast", "classification", classification.read_breakfast,
+        "annotation/{split}.json | {split}.json (test falls back to val.json)",
+    ),
+    DatasetSpec("coin", "classification", classification.read_coin, "annotation/COIN.json | COIN.json"),
+    DatasetSpec("msrvtt_cap", "captioning", captioning.read_msrvtt_captions, "annotation/cap_{split}.json | cap_{split}.json"),
+    DatasetSpec("msvd_cap", "captioning", captioning.read_msvd_captions, "annotation/cap_{split}.json | cap_{split}.json"),
+    DatasetSpec(
+        "youcook2", "captioning", captioning.read_youcook2,
+        "annotation/cap_{split}.json | cap_{split}.json | youcookii_annotations_trainval.json",
+    ),
+    DatasetSpec(
+        "msrvtt_ret", "retrieval", retrieval.read_msrvtt_retrieval,
+        "[msrvtt_data/]MSRVTT_data.json + MSRVTT_train.9k.csv | MSRVTT_JSFUSION_test.csv",
+    ),
+    DatasetSpec("msvd_ret", "retrieval", retrieval.read_msvd_retrieval, "[msvd_data/]raw-captions.pkl + {split}_list.txt"),
+    DatasetSpec("didemo", "retrieval", retrieval.read_didemo, "{split}_data.json | data/{split}_data.json"),
+    DatasetSpec(
+        "activitynet_captions", "retrieval", retrieval.read_activitynet_captions,
+        "train.json | val_2.json (val) | val_1.json (test)",
+    ),
+    DatasetSpec("synthetic", "all", read_synthetic, "{split}.jsonl", ("train", "val", "test", "meta")),
+)
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 
 
 def get_dataset(name: str) -> DatasetSpec:

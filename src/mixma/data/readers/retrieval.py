@@ -259,11 +259,17 @@ def read_msvd_retrieval(
     return records
 
 
-def _paragraph_record(rid: str, video: str, split: str, template: VideoPath, sentences: list[tuple[float, float, str]], meta: dict[str, Any]) -> VideoRecord:
-    ordered = sorted(sentences, key=lambda s: s[0])  # stable: ties keep file order
-    texts = [text for _, _, text in ordered]
-    meta = {**meta, "sentences": texts, "times": [[start, end] for start, end, _ in ordered]}
+def _paragraph_record(
+    rid: str, video: str, split: str, template: VideoPath, sentences: list[tuple[float, float, str]], meta: dict[str, Any]
+) -> VideoRecord:
+    """One record whose caption is the sentences, in the order given, joined into a paragraph."""
+    texts = [text for _, _, text in sentences]
+    meta = {**meta, "sentences": texts, "times": [[start, end] for start, end, _ in sentences]}
     return VideoRecord(rid, template(video, rid), split, captions=[" ".join(texts)], meta=meta)
+
+
+def _by_start(items: list) -> list:
+    return sorted(items, key=lambda item: item[0])  # stable: equal starts keep file order
 
 
 def _didemo_times(times: Any) -> tuple[float, float]:
@@ -271,7 +277,8 @@ def _didemo_times(times: Any) -> tuple[float, float]:
     if not isinstance(times, list) or not times:
         raise ValueError("'times' must be a non-empty list of [first chunk, last chunk]")
     for pair in times:
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 5 for c in pair) and pair[0] <= pair[1]):
+        chunks = isinstance(pair, list) and len(pair) == 2 and all(type(c) is int and 0 <= c <= 5 for c in pair)
+        if not chunks or pair[0] > pair[1]:
             raise ValueError(f"each of 'times' must be [first, last] chunk indices 0-5, got {pair!r}")
     first = sum(p[0] for p in times) / len(times)
     last = sum(p[1] for p in times) / len(times)
@@ -304,7 +311,7 @@ def read_didemo(
     """
     template, issues = VideoPath(video_path), Issues(errors)
     jf = JsonFile(find_file(root, f"{split}_data.json", f"data/{split}_data.json"))
-    videos: dict[str, tuple[str, list[tuple[float, float, str]], list[Any]]] = {}
+    videos: dict[str, tuple[str, list[tuple[float, float, str, Any]]]] = {}
     for entry in jf.entries(issues=issues):
         try:
             item = require_object(entry.value)
@@ -315,14 +322,12 @@ def read_didemo(
             _report(issues, jf, entry, exc)
             continue
         stem = strip_video_extension(file)
-        _, sentences, ids = videos.setdefault(stem, (file, [], []))
-        sentences.append((start, end, description))
-        ids.append(item.get("annotation_id"))
+        videos.setdefault(stem, (file, []))[1].append((start, end, description, item.get("annotation_id")))
     records = []
-    for stem, (file, sentences, ids) in videos.items():
-        order = sorted(range(len(sentences)), key=lambda i: sentences[i][0])
-        meta = {"annotation_ids": [ids[i] for i in order], "file": file}
-        records.append(_paragraph_record(stem, stem, split, template, sentences, meta))
+    for stem, (file, moments) in videos.items():
+        moments = _by_start(moments)
+        meta = {"annotation_ids": [m[3] for m in moments], "file": file}
+        records.append(_paragraph_record(stem, stem, split, template, [m[:3] for m in moments], meta))
     return records
 
 
@@ -359,11 +364,11 @@ def read_activitynet_captions(
             if not isinstance(entry.key, str):
                 raise ValueError("expected a dict keyed by video name")
             stamps, texts = item.get("timestamps"), item.get("sentences")
-            if not isinstance(stamps, list) or not isinstance(texts, list) or len(stamps) != len(texts) or not texts:
+            if not (isinstance(stamps, list) and isinstance(texts, list) and len(stamps) == len(texts) > 0):
                 raise ValueError("'timestamps' and 'sentences' must be non-empty lists of the same length")
             sentences = []
             for i, (stamp, text) in enumerate(zip(stamps, texts)):
-                if not (isinstance(stamp, list) and len(stamp) == 2 and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in stamp)):
+                if not (isinstance(stamp, list) and len(stamp) == 2 and all(type(t) in (int, float) for t in stamp)):
                     raise ValueError(f"timestamps[{i}] must be [start, end] in seconds")
                 sentences.append((float(stamp[0]), float(stamp[1]), text_field({"sentence": text}, "sentence")))
             meta = {"duration": seconds_field(item, "duration", required=False)}
@@ -371,5 +376,5 @@ def read_activitynet_captions(
             _report(issues, jf, entry, exc)
             continue
         video = strip_video_extension(entry.key)
-        records.append(_paragraph_record(youtube_id(video), video, split, template, sentences, meta))
+        records.append(_paragraph_record(youtube_id(video), video, split, template, _by_start(sentences), meta))
     return records

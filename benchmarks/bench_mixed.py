@@ -1,0 +1,125 @@
+"""`mixed` sampling (MixedFrame, 32 outputs at 224 px) on a 10-minute 640x360 H.264 video.
+
+Baselines measured in the same run:
+- a bare PyAV decode of every frame without colour conversion (the floor for anything that looks
+  at every frame), with FFmpeg's slice threading and with frame threading; the faster counts;
+- the MixMA-LMM fork's procedure, restated: every third frame converted to full-size RGB, its
+  uint8 wrap-around change test, a running 0.5/0.5 `cv2.addWeighted` blend (streamed here; the
+  fork itself loaded all sampled frames at once with decord, which needs ~4 GB for this video).
+Peak memory: the same `mixed` run on the 10-minute video and on a 1-minute one, each in a fresh
+process (peak RSS, and tracemalloc's peak of Python-side allocations).
+
+Run: .venv/bin/python benchmarks/bench_mixed.py [--repeats 3] [--step 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import av
+import cv2
+import numpy as np
+
+from _videos import long_video
+from mixma import sample_frames
+
+
+def bare_decode(path, thread_type):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = thread_type
+        return sum(1 for _ in container.decode(stream))
+
+
+def fork_procedure(path, step=3, threshold=255 / 2, limit=24 * 5):
+    """The fork's mixer (see research notes §6.1), streamed instead of batch-loaded."""
+    outputs, mixed, n = [], None, 0
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i % step:
+                continue
+            f = frame.to_ndarray(format="rgb24")
+            if mixed is None:
+                mixed, n = f, 1
+                continue
+            if n >= limit:
+                outputs.append(mixed)
+                mixed, n = f, 1
+                continue
+            n += 1
+            if np.mean(f - mixed) > threshold:  # uint8 arithmetic wraps: the fork's defect, kept
+                outputs.append(mixed)
+                mixed, n = f, 1
+                continue
+            mixed = cv2.addWeighted(mixed, 0.5, f, 0.5, 0)
+    outputs.append(mixed)
+    return len(outputs)
+
+
+def ours(path, step):
+    return sample_frames(path, 32, "mixed", size=224, step=step)
+
+
+def best_of(fn, repeats, *args):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def child(minutes, step, trace):
+    """Run once in this (fresh) process and print its peak memory as JSON."""
+    path = long_video(minutes)
+    if trace:
+        tracemalloc.start()
+    ours(path, step)
+    peak_traced = tracemalloc.get_traced_memory()[1] if trace else None
+    print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "traced_mb": peak_traced / 2**20 if trace else None}))
+
+
+def measure_memory(minutes, step, trace):
+    out = subprocess.run([sys.executable, __file__, "--child", str(minutes), "--step", str(step)] + (["--trace"] if trace else []),
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--step", type=int, default=1)
+    parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        return child(args.child, args.step, args.trace)
+
+    path = long_video(10)
+    long_video(1)
+    print(f"video: {path.name}; mixed: 32 outputs, size 224, step {args.step}, mode mean (defaults otherwise)")
+    t_slice = best_of(bare_decode, args.repeats, path, "SLICE")
+    t_frame = best_of(bare_decode, args.repeats, path, "AUTO")
+    t_bare = min(t_slice, t_frame)
+    t_ours = best_of(ours, args.repeats, path, args.step)
+    t_fork = best_of(fork_procedure, max(1, args.repeats - 1), path)
+    print(f"bare decode, slice threads     {t_slice:8.2f} s")
+    print(f"bare decode, frame threads     {t_frame:8.2f} s")
+    print(f"mixed (ours)                   {t_ours:8.2f} s   {t_ours / t_bare:5.2f}x the faster bare decode (goal <= 1.5x)")
+    print(f"fork's procedure               {t_fork:8.2f} s   ours is {t_fork / t_ours:5.2f}x faster (goal >= 2x)")
+    for trace in (False, True):
+        one, ten = measure_memory(1, args.step, trace), measure_memory(10, args.step, trace)
+        key = "traced_mb" if trace else "rss_mb"
+        label = "tracemalloc peak" if trace else "peak RSS"
+        print(f"{label:17s} 1 min {one[key]:8.1f} MB   10 min {ten[key]:8.1f} MB   ratio {ten[key] / one[key]:.2f} (goal <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
