@@ -33,7 +33,7 @@ def fail(message: str) -> typer.Exit:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 success, 2 bad input, 130 interrupted)."""
-    from mixma.cli import bench, frames  # noqa: F401  (registers the commands)
+    from mixma.cli import bench, data, frames  # noqa: F401  (registers the commands)
 
     debug = os.environ.get("MIXMA_DEBUG") == "1"
     try:

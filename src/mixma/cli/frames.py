@@ -65,8 +65,10 @@ def frames(
     fg_threshold: float = typer.Option(None, help=f"strobe: difference from the background (0-255) that counts as moving foreground. [default: {_DEFAULTS.fg_threshold:g}]", rich_help_panel=MIXED),
     quality: int = typer.Option(92, min=1, max=100, help="JPEG quality."),
 ):
-    """Sample frames from VIDEO; write them as JPEGs with a labelled contact sheet (sheet.jpg)
-    and frames.json (each frame's source span and centre time, and the options used).
+    """Sample frames from a video and write them with a contact sheet.
+
+    Writes the frames as JPEGs, a labelled contact sheet (sheet.jpg) and frames.json (each
+    frame's source span and centre time, and the options used).
 
     Examples:
 

@@ -45,13 +45,13 @@ class Issues:
 
 
 def read_text(path: Path) -> str:
-    """The file's text as UTF-8.
+    """The file's text as UTF-8 (a leading byte-order mark is dropped).
 
     Raises:
         AnnotationError: the file is missing or unreadable.
     """
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise AnnotationError(path, "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -181,6 +181,7 @@ def _read_youcook2_original(jf: JsonFile, split: str, issues: Issues, template: 
     if database is None or not isinstance(database.value, dict):
         raise AnnotationError(jf.path, "expected a top-level 'database' object")
     records: list[VideoRecord] = []
+    seen: set[str] = set()
     for entry in jf.entries(database.offset, issues):
         video = str(entry.key)
         try:
@@ -199,12 +200,15 @@ def _read_youcook2_original(jf: JsonFile, split: str, issues: Issues, template: 
                     raise ValueError(f"annotations[{i}]: 'segment' must be [start, end]")
                 start, end = seconds_field({"start": bounds[0]}, "start"), seconds_field({"end": bounds[1]}, "end")
                 rid = _segment_id(video, bounds[0], bounds[1])
+                if rid in seen or any(rid == segment[0] for segment in segments):
+                    raise ValueError(f"annotations[{i}]: duplicate segment {rid!r}")
                 segments.append((rid, *_segment(start, end, duration), text_field(ann, "sentence")))
         except ValueError as exc:
             issues.report(jf.path, f"{entry.label}: {exc}", jf.line(entry.offset))
             continue
         meta = {"duration": duration, "recipe_type": item.get("recipe_type")}
         for rid, start, end, sentence in segments:
+            seen.add(rid)
             record = VideoRecord(rid, template(video, rid), split, start=start, end=end, captions=[sentence], meta=dict(meta))
             records.append(record)
     return records

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ def question_type(question: str) -> str:
     """The question's first word if it is one of `QUESTION_WORDS`, else "other"."""
     words = question.lower().split()
     return words[0] if words and words[0] in QUESTION_WORDS else "other"
+
+
+# A QA item to read: (dict key or list index, the decoded value, its line number on demand).
+_Item = tuple[str | int, Any, Callable[[], int]]
 
 
 class _VideoGroups:
@@ -91,12 +96,12 @@ def _video_meta(item: dict) -> dict[str, Any]:
 
 def _read_pairs(
     path: Path,
-    items: list[tuple[str | int, dict | Any, int]],
+    items: list[_Item],
     issues: Issues,
     video_of: Callable[[dict], tuple[str, str]],
     type_of: Callable[[dict, str], str | None],
 ) -> _VideoGroups:
-    """Turn QA items `(key, value, line)` into per-video groups, reporting bad ones."""
+    """Turn QA items into per-video groups, reporting bad ones."""
     groups = _VideoGroups()
     seen: set[str] = set()
     for key, value, line in items:
@@ -112,7 +117,7 @@ def _read_pairs(
             meta = _video_meta(item)
         except ValueError as exc:
             where = f"entry {key!r}" if isinstance(key, str) else f"item {key}"
-            issues.report(path, f"{where}: {exc}", line)
+            issues.report(path, f"{where}: {exc}", line())
             continue
         if qid is not None:
             seen.add(qid)
@@ -120,8 +125,8 @@ def _read_pairs(
     return groups
 
 
-def _json_items(jf: JsonFile, issues: Issues) -> list[tuple[str | int, Any, int]]:
-    return [(e.key, e.value, jf.line(e.offset)) for e in jf.entries(issues=issues)]
+def _json_items(jf: JsonFile, issues: Issues) -> list[_Item]:
+    return [(e.key, e.value, partial(jf.line, e.offset)) for e in jf.entries(issues=issues)]
 
 
 def _named_type(item: dict, question: str) -> str:
@@ -264,12 +269,11 @@ def _activitynet_video(item: dict) -> tuple[str, str]:
     return youtube_id(name), name
 
 
-def _joined_activitynet_items(q_path: Path, a_path: Path, issues: Issues) -> list[tuple[str | int, Any, int]]:
+def _joined_activitynet_items(q_path: Path, a_path: Path, issues: Issues) -> list[_Item]:
     """ActivityNet-QA's question and answer lists joined by `question_id` into MA-LMM-like items."""
     a_file = JsonFile(a_path)
-    answers: dict[str, tuple[dict, int]] = {}
+    answers: dict[str, tuple[dict, int]] = {}  # question id -> (answer item, offset in the file)
     for entry in a_file.entries(issues=issues):
-        line = a_file.line(entry.offset)
         try:
             item = require_object(entry.value)
             qid = _question_id(item, entry.key)
@@ -278,26 +282,26 @@ def _joined_activitynet_items(q_path: Path, a_path: Path, issues: Issues) -> lis
             if qid in answers:
                 raise ValueError(f"duplicate question id {qid!r}")
         except ValueError as exc:
-            issues.report(a_path, f"{entry.label}: {exc}", line)
+            issues.report(a_path, f"{entry.label}: {exc}", a_file.line(entry.offset))
             continue
-        answers[qid] = (item, line)
+        answers[qid] = (item, entry.offset)
     q_file = JsonFile(q_path)
-    items: list[tuple[str | int, Any, int]] = []
+    items: list[_Item] = []
     for entry in q_file.entries(issues=issues):
-        line = q_file.line(entry.offset)
+        line = partial(q_file.line, entry.offset)
         value = entry.value
         if isinstance(value, dict):
             qid = value.get("question_id")
             answer = answers.pop(str(qid), None) if isinstance(qid, (str, int)) else None
             if answer is None:
-                issues.report(q_path, f"{entry.label}: no answer with question id {qid!r} in {a_path.name}", line)
+                issues.report(q_path, f"{entry.label}: no answer with question id {qid!r} in {a_path.name}", line())
                 continue
             value = {**value, "answer": answer[0].get("answer"), "answer_type": answer[0].get("type")}
             if "video_name" in value:
                 value["video"] = value.pop("video_name")
         items.append((entry.key, value, line))
-    for qid, (_, line) in answers.items():
-        issues.report(a_path, f"answer for question id {qid!r} has no question in {q_path.name}", line)
+    for qid, (_, offset) in answers.items():
+        issues.report(a_path, f"answer for question id {qid!r} has no question in {q_path.name}", a_file.line(offset))
     return items
 
 

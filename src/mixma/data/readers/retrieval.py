@@ -54,13 +54,16 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str
     """CSV rows with the line each ends on.
 
     Raises:
-        AnnotationError: the file is missing or lacks a required column.
+        AnnotationError: the file is missing, not valid CSV, or lacks a required column.
     """
     reader = csv.DictReader(io.StringIO(read_text(path)))
-    missing = [c for c in required if c not in (reader.fieldnames or [])]
-    if missing:
-        raise AnnotationError(path, f"missing column(s) {', '.join(missing)}", line=1)
-    return [(reader.line_num, row) for row in reader]
+    try:
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise AnnotationError(path, f"missing column(s) {', '.join(missing)}", line=1)
+        return [(reader.line_num, row) for row in reader]  # line_num: the line the row ends on
+    except csv.Error as exc:
+        raise AnnotationError(path, f"not valid CSV ({exc})", line=reader.line_num) from None
 
 
 def _msrvtt_sentences(jf: JsonFile, top: list[Entry], issues: Issues) -> dict[str, list[str]]:

@@ -1,0 +1,290 @@
+"""MA-LMM: InstructBLIP with a memory-augmented Q-Former, for long videos.
+
+Built on transformers' `InstructBlipForConditionalGeneration`, so an InstructBLIP checkpoint in
+transformers format (e.g. `Salesforce/instructblip-vicuna-7b`) loads as is, and its vision model,
+Q-Former, projection and language model are used unchanged. What MA-LMM adds (CVPR 2024, §3):
+
+1. A temporal embedding, zero-initialised, added to every token of frame t's features.
+2. Frames go through the Q-Former one at a time. Every cross-attention layer attends to the
+   *visual memory bank* (the features of past frames) plus the current frame's features.
+3. Every self-attention layer attends over its own *query memory bank* (its inputs at past
+   frames) plus its current input: queries come from the current input, keys and values from
+   both. transformers' Q-Former attention computes exactly that when called with the bank as
+   `encoder_hidden_states`, so no layer is re-implemented or patched.
+4. Banks longer than `memory_bank_length` are compressed (MBC, `compress_memory`).
+5. Only the last frame's query outputs are projected into the language model: the LLM sees
+   `num_query_tokens` visual tokens whatever the video's length.
+
+`memory_bank_length = 0` turns memory off: every frame goes through the Q-Former independently
+and the LLM receives all frames' query outputs, `T * num_query_tokens` tokens (InstructBlipVideo
+style, and MA-LMM's own ablation).
+
+Memory is explicit state (`MemoryState`): `encode_frames` takes it and returns the new one, so a
+video can be streamed a frame or a chunk at a time, and nothing carries over between videos.
+
+Frames beyond the temporal table (`max_num_frames`): when the caller says how many frames the
+video has (`total_frames`, as `forward` and `generate` do), positions are spread evenly over the
+table and embedded by linear interpolation between rows; when streaming without a total, frames
+past the end reuse the last row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration
+from transformers.utils import ModelOutput
+
+from mixma.models.malmm.memory import MemoryState
+
+
+class MALMMConfig(InstructBlipConfig):
+    """InstructBLIP's configuration plus MA-LMM's memory settings.
+
+    Args:
+        memory_bank_length: slots per memory bank (M); 0 turns memory off. MA-LMM used 10 for
+            QA, 20 for classification, 40 for captioning.
+        max_num_frames: rows of the temporal embedding table (MA-LMM: 120).
+        vision_chunk: frames encoded by the vision model at once when streaming a video (bounds
+            memory without hurting speed).
+        **kwargs: everything `InstructBlipConfig` takes.
+    """
+
+    model_type = "malmm"
+
+    def __init__(self, memory_bank_length: int = 10, max_num_frames: int = 120, vision_chunk: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        if memory_bank_length < 0 or max_num_frames < 1 or vision_chunk < 1:
+            raise ValueError("memory_bank_length must be >= 0, max_num_frames and vision_chunk >= 1")
+        self.memory_bank_length = memory_bank_length
+        self.max_num_frames = max_num_frames
+        self.vision_chunk = vision_chunk
+
+
+@dataclass
+class MALMMOutput(ModelOutput):
+    """`loss` (when labels are given), `logits` of the language model, and the visual tokens fed
+    to it (`video_features`, `[B, num_query_tokens, D]`, or `T * num_query_tokens` without memory)."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    video_features: torch.Tensor | None = None
+
+
+def _padding_mask(mask: torch.Tensor, dtype: torch.dtype, repeats: int = 1) -> torch.Tensor:
+    """`[B, L]` (1 = keep) → additive `[B, 1, 1, repeats * L]` for attention over that many copies."""
+    additive = (1.0 - mask.to(dtype)) * torch.finfo(dtype).min
+    return additive.repeat(1, repeats)[:, None, None, :]
+
+
+class MALMM(InstructBlipForConditionalGeneration):
+    """MA-LMM (see the module docstring). Inputs are those of
+    `InstructBlipForConditionalGeneration`, except `pixel_values` is `[B, T, 3, H, W]`; `input_ids`
+    hold `num_query_tokens` image tokens (`T * num_query_tokens` with memory off)."""
+
+    config_class = MALMMConfig
+
+    def __init__(self, config: MALMMConfig):
+        super().__init__(config)
+        self.temporal_embedding = nn.Embedding(config.max_num_frames, config.vision_config.hidden_size)
+        nn.init.zeros_(self.temporal_embedding.weight)  # at start, exactly InstructBLIP
+
+    def _init_weights(self, module):
+        if module is getattr(self, "temporal_embedding", None):
+            nn.init.zeros_(module.weight)
+        else:
+            super()._init_weights(module)
+
+    # -- training setup --------------------------------------------------------------------------
+
+    def freeze_for_training(self, train_vision: bool = False, train_llm: bool = False) -> list[str]:
+        """Make trainable what MA-LMM trains: the Q-Former, the query tokens, the projection, the
+        temporal embedding and the vision model's final layer norm (LAVIS's `ln_vision`); the
+        vision encoder and the LLM stay frozen unless asked. Returns the trainable names."""
+        for name, param in self.named_parameters():
+            frozen_vision = name.startswith("vision_model.") and not name.startswith("vision_model.post_layernorm")
+            frozen_llm = name.startswith("language_model.")
+            param.requires_grad = not ((frozen_vision and not train_vision) or (frozen_llm and not train_llm))
+        return [n for n, p in self.named_parameters() if p.requires_grad]
+
+    # -- vision side -----------------------------------------------------------------------------
+
+    def _temporal(self, start: int, count: int, total: int | None, dtype) -> torch.Tensor:
+        """Temporal embeddings `[count, C]` for frames `start ..`, see the module docstring."""
+        table = self.temporal_embedding.weight
+        rows = table.shape[0]
+        positions = torch.arange(start, start + count, device=table.device, dtype=torch.float32)
+        if total is not None and total > rows:
+            positions = positions * (rows - 1) / (total - 1)
+        positions = positions.clamp(max=rows - 1)
+        low = positions.floor().long()
+        high = (low + 1).clamp(max=rows - 1)
+        frac = (positions - low).unsqueeze(-1).to(table.dtype)
+        return (table[low] * (1 - frac) + table[high] * frac).to(dtype)
+
+    def _frame_features(self, pixel_values: torch.Tensor, start: int, total: int | None) -> torch.Tensor:
+        """`[B, k, 3, H, W]` → vision features plus temporal embedding, `[B, k, P, C]`."""
+        b, k = pixel_values.shape[:2]
+        features = self.vision_model(pixel_values=pixel_values.flatten(0, 1), return_dict=True).last_hidden_state
+        features = features.view(b, k, *features.shape[1:])  # [B, k, P, C]
+        return features + self._temporal(start, k, total, features.dtype)[None, :, None, :]
+
+    # -- Q-Former with memory --------------------------------------------------------------------
+
+    def _qformer_step(
+        self, frame: torch.Tensor, input_ids: torch.Tensor, text_mask: torch.Tensor, memory: MemoryState
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One frame through the Q-Former, attending to memory. Returns the query outputs
+        `[B, Nq, D]` and each layer's input `[B, Nq + L, D]` (what the query banks keep)."""
+        b = frame.shape[0]
+        queries = self.query_tokens.expand(b, -1, -1)
+        num_queries = queries.shape[1]
+        hidden = self.qformer.embeddings(input_ids=input_ids, query_embeds=queries)  # [B, Nq+L, D]
+        mask = torch.cat([torch.ones(b, num_queries, dtype=text_mask.dtype, device=text_mask.device), text_mask], 1)
+        visual = frame if memory.visual is None else torch.cat([memory.visual.flat(), frame], 1)  # [B, (m+1)P, C]
+        layer_inputs = []
+        for i, layer in enumerate(self.qformer.encoder.layer):
+            layer_inputs.append(hidden)
+            bank = None if memory.queries is None else memory.queries[i]
+            keys = hidden if bank is None else torch.cat([bank.flat(), hidden], 1)  # [B, (m+1)(Nq+L), D]
+            self_mask = _padding_mask(mask, hidden.dtype, 1 if bank is None else len(bank) + 1)
+            context, _ = layer.attention.attention(hidden, encoder_hidden_states=keys, encoder_attention_mask=self_mask)
+            attended = layer.attention.output(context, hidden)
+            query_part = attended[:, :num_queries]
+            if layer.has_cross_attention:
+                query_part = layer.crossattention(query_part, encoder_hidden_states=visual)
+            out = layer.feed_forward_chunk_query(query_part)
+            if attended.shape[1] > num_queries:
+                out = torch.cat([out, layer.feed_forward_chunk(attended[:, num_queries:])], 1)
+            hidden = out
+        return hidden[:, :num_queries], layer_inputs
+
+    def encode_frames(
+        self,
+        pixel_values: torch.Tensor,
+        qformer_input_ids: torch.Tensor,
+        qformer_attention_mask: torch.Tensor | None = None,
+        memory: MemoryState | None = None,
+        total_frames: int | None = None,
+    ) -> tuple[torch.Tensor, MemoryState]:
+        """Stream frames through the memory-augmented Q-Former.
+
+        Args:
+            pixel_values: `[B, k, 3, H, W]`, the next k frames of each video.
+            qformer_input_ids, qformer_attention_mask: the instruction for the Q-Former `[B, L]`.
+            memory: the state returned by the previous call; None for a new video.
+            total_frames: the video's length, if known (spreads long videos over the temporal
+                table; see the module docstring).
+
+        Returns:
+            The last frame's query outputs `[B, Nq, D_qformer]` and the new memory state.
+        """
+        memory = memory or MemoryState()
+        if qformer_attention_mask is None:
+            qformer_attention_mask = torch.ones_like(qformer_input_ids)
+        max_length = max(1, self.config.memory_bank_length)
+        output = None
+        for start in range(0, pixel_values.shape[1], self.config.vision_chunk):
+            chunk = pixel_values[:, start : start + self.config.vision_chunk]
+            features = self._frame_features(chunk, memory.frames_seen, total_frames)  # [B, k, P, C]
+            for i in range(features.shape[1]):
+                output, layer_inputs = self._qformer_step(features[:, i], qformer_input_ids, qformer_attention_mask, memory)
+                memory = memory.remember(features[:, i], layer_inputs, max_length)
+        return output, memory
+
+    def get_video_features(
+        self, pixel_values: torch.Tensor, qformer_input_ids: torch.Tensor, qformer_attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The visual tokens for the LLM: `[B, Nq, D_llm]` (`[B, T*Nq, D_llm]` with memory off).
+
+        Frames before the last run without gradients: their outputs reach the loss only through
+        memory, which is detached (as in MA-LMM), so training memory does not grow with T.
+        """
+        if pixel_values.dim() != 5:
+            raise ValueError(f"pixel_values must be [B, T, 3, H, W], got {tuple(pixel_values.shape)}")
+        b, t = pixel_values.shape[:2]
+        if qformer_attention_mask is None:
+            qformer_attention_mask = torch.ones_like(qformer_input_ids)
+        if self.config.memory_bank_length == 0:
+            return self._features_without_memory(pixel_values, qformer_input_ids, qformer_attention_mask)
+        memory = None
+        if t > 1:
+            with torch.no_grad():
+                _, memory = self.encode_frames(pixel_values[:, :-1], qformer_input_ids, qformer_attention_mask, None, t)
+        output, _ = self.encode_frames(pixel_values[:, -1:], qformer_input_ids, qformer_attention_mask, memory, t)
+        return self.language_projection(output)
+
+    def _features_without_memory(self, pixel_values, input_ids, text_mask) -> torch.Tensor:
+        """Memory off: every frame through the Q-Former on its own; all query outputs to the LLM."""
+        b, t = pixel_values.shape[:2]
+        features = self._frame_features(pixel_values, 0, t).flatten(0, 1)  # [B*T, P, C]
+        output, _ = self._qformer_step(
+            features, input_ids.repeat_interleave(t, 0), text_mask.repeat_interleave(t, 0), MemoryState()
+        )  # [B*T, Nq, D]
+        return self.language_projection(output).reshape(b, t * output.shape[1], -1)  # [B, T*Nq, D_llm]
+
+    # -- language side ---------------------------------------------------------------------------
+
+    def _merge_visual_tokens(self, input_ids, inputs_embeds, features) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        placeholders = self.get_placeholder_mask(input_ids, inputs_embeds=inputs_embeds)  # [B, S, 1]
+        found = int(placeholders.sum()) // max(1, features.shape[0])
+        if found != features.shape[1]:
+            raise ValueError(
+                f"input_ids hold {found} image tokens per item but the model produces {features.shape[1]} "
+                f"visual tokens (num_query_tokens={self.config.num_query_tokens}"
+                + (", times T with memory off)" if self.config.memory_bank_length == 0 else ")")
+            )
+        return inputs_embeds.masked_scatter(placeholders, features.to(inputs_embeds.dtype))
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        qformer_input_ids: torch.Tensor,
+        qformer_attention_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> MALMMOutput:
+        """Language-model logits (and the loss, given `labels` with -100 on ignored positions)."""
+        if not self.config.use_decoder_only_language_model:
+            raise NotImplementedError("MA-LMM here supports decoder-only language models")
+        features = self.get_video_features(pixel_values, qformer_input_ids, qformer_attention_mask)
+        inputs_embeds = self._merge_visual_tokens(input_ids, inputs_embeds, features)
+        if attention_mask is None:
+            attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+        outputs = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
+        logits = outputs[0]
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size)
+        return MALMMOutput(loss=loss, logits=logits, video_features=features)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        pixel_values: torch.Tensor,
+        qformer_input_ids: torch.Tensor,
+        qformer_attention_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **generate_kwargs,
+    ) -> torch.LongTensor:
+        """Generate text about each video (beam search, repetition penalty, ... as
+        `transformers.GenerationMixin.generate`). Returns the language model's sequences, which
+        for a decoder-only LLM start with `input_ids`."""
+        features = self.get_video_features(pixel_values, qformer_input_ids, qformer_attention_mask)
+        if input_ids is None:  # only visual tokens and BOS, as InstructBLIP does
+            start = [self.config.image_token_index] * features.shape[1] + [self.config.text_config.bos_token_id]
+            input_ids = torch.tensor([start], dtype=torch.long, device=features.device).repeat(features.shape[0], 1)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        inputs_embeds = self._merge_visual_tokens(input_ids, None, features)
+        return self.language_model.generate(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, input_ids=input_ids, **generate_kwargs
+        )

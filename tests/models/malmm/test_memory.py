@@ -1,0 +1,83 @@
+"""`compress_memory` (MBC) against a slow loop that states the algorithm literally."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mixma.models.malmm import Bank, compress_memory
+
+
+def compress_reference(bank: torch.Tensor, sizes: torch.Tensor):
+    """Per item, per token position: merge the most similar adjacent pair (lowest k on ties)."""
+    b, n, p, c = bank.shape
+    out = torch.empty(b, n - 1, p, c, dtype=bank.dtype)
+    out_sizes = torch.empty(b, n - 1, p, dtype=sizes.dtype)
+    for i in range(b):
+        for pos in range(p):
+            vectors, counts = list(bank[i, :, pos]), list(sizes[i, :, pos])
+            sims = [torch.nn.functional.cosine_similarity(vectors[k], vectors[k + 1], dim=0) for k in range(n - 1)]
+            best = 0
+            for k in range(1, n - 1):
+                if sims[k] > sims[best]:
+                    best = k
+            merged = (vectors[best] * counts[best] + vectors[best + 1] * counts[best + 1]) / (counts[best] + counts[best + 1])
+            vectors[best : best + 2] = [merged]
+            counts[best : best + 2] = [counts[best] + counts[best + 1]]
+            out[i, :, pos] = torch.stack(vectors)
+            out_sizes[i, :, pos] = torch.stack(counts)
+    return out, out_sizes
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 1, 3), (2, 5, 7, 16), (3, 11, 4, 8)])
+def test_matches_reference_on_random_banks_with_uneven_sizes(shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    bank = torch.randn(*shape, generator=g, dtype=torch.float64)
+    sizes = torch.randint(1, 6, shape[:3], generator=g).to(torch.float64)
+    got, got_sizes = compress_memory(bank, sizes)
+    want, want_sizes = compress_reference(bank, sizes)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_sizes, want_sizes)
+
+
+def test_ties_go_to_the_lowest_pair():
+    slot = torch.tensor([1.0, 2.0, 3.0])
+    bank = torch.stack([slot, slot, slot, -slot])[None, :, None, :]  # pairs (0,1) and (1,2) tie
+    sizes = torch.tensor([[[1.0], [2.0], [3.0], [1.0]]])
+    got, got_sizes = compress_memory(bank, sizes)
+    want, want_sizes = compress_reference(bank, sizes)
+    torch.testing.assert_close(got, want)
+    assert got_sizes[0, :, 0].tolist() == [3.0, 3.0, 1.0]  # slots 0 and 1 merged
+
+
+def test_each_token_position_chooses_its_own_pair():
+    bank = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.1], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.1]]]])  # [1, 3, 2, 2]
+    got, got_sizes = compress_memory(bank, torch.ones(1, 3, 2))
+    assert got_sizes[0, :, 0].tolist() == [2.0, 1.0]  # position 0 merges slots 0 and 1
+    assert got_sizes[0, :, 1].tolist() == [1.0, 2.0]  # position 1 merges slots 1 and 2
+
+
+def test_slots_stay_exact_means_of_their_frames():
+    """Size weighting: compressing repeatedly still gives each slot the mean of its frames."""
+    frames = torch.randn(1, 9, 3, 4, dtype=torch.float64)
+    bank = Bank.of(frames[:, 0])
+    members = [[0]]
+    for t in range(1, 9):
+        before = bank
+        bank = bank.append(frames[:, t], max_length=4)
+        assert len(bank) == min(t + 1, 4)
+    # every slot, at every position, is the mean of a contiguous run of frames of its size
+    for pos in range(3):
+        start = 0
+        for slot in range(4):
+            size = int(bank.sizes[0, slot, pos])
+            torch.testing.assert_close(bank.values[0, slot, pos], frames[0, start : start + size, pos].mean(0))
+            start += size
+        assert start == 9
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="expected bank"):
+        compress_memory(torch.zeros(2, 3, 4), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="at least two slots"):
+        compress_memory(torch.zeros(1, 1, 2, 3), torch.ones(1, 1, 2))
