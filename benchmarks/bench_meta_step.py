@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps per timed round (a multiple of --interval)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--interval", type=int, default=5, help="meta_interval of the amortised variant")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared CPU)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     variants = {
         "plain": runner("plain", args.batch, 1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import io
 
 import pytest
@@ -90,10 +91,13 @@ def logistic_meta_problem(seed: int = 0):
     return model, train, meta
 
 
-def closed_form_meta_loss(net: nn.Module, model: nn.Linear, train, meta, lr: float, normalize: str) -> torch.Tensor:
+def closed_form_meta_loss(
+    net: nn.Module, model: nn.Linear, train, meta, lr: float, normalize: str, step_weight: bool = True
+) -> torch.Tensor:
     """The meta objective written out for logistic regression, no autograd through the model.
 
     ∇_w Σ_i V_i ℓ_i / n = Σ_i V_i (σ(z_i) − y_i) x_i / n (and the same without x_i for the bias).
+    With `step_weight=False` only the bias takes the virtual step.
     """
     (x, y), (xm, ym) = train, meta
     w, b = model.weight.detach()[0], model.bias.detach()[0]
@@ -101,12 +105,12 @@ def closed_form_meta_loss(net: nn.Module, model: nn.Linear, train, meta, lr: flo
     losses = F.binary_cross_entropy_with_logits(z, y.double(), reduction="none")
     v = normalize_weights(net(losses), normalize)
     residual = v * (torch.sigmoid(z) - y.double()) / len(y)
-    w_hat, b_hat = w - lr * (residual[:, None] * x).sum(0), b - lr * residual.sum()
+    w_hat, b_hat = w - lr * step_weight * (residual[:, None] * x).sum(0), b - lr * residual.sum()
     return F.binary_cross_entropy_with_logits(xm @ w_hat + b_hat, ym.double())
 
 
-@pytest.mark.parametrize("normalize", ["none", "mean"])
-def test_meta_gradient_matches_finite_differences_of_the_closed_form(normalize):
+@pytest.mark.parametrize("normalize, virtual", [("none", None), ("mean", None), ("none", ("bias",))])
+def test_meta_gradient_matches_finite_differences_of_the_closed_form(normalize, virtual):
     """The second-order gradient that reaches the weight net, checked numerically.
 
     With an SGD(lr=1) meta optimizer, the net's parameter change is exactly −∇_Θ meta loss.
@@ -118,8 +122,11 @@ def test_meta_gradient_matches_finite_differences_of_the_closed_form(normalize):
     )
     weighting.net.double()
     net_before = copy.deepcopy(weighting.net)
-    result = weighting.step(model, functional_loss(model, bce), train, meta, lr)
-    torch.testing.assert_close(result.meta_loss, closed_form_meta_loss(net_before, model, train, meta, lr, normalize).detach())
+    result = weighting.step(model, functional_loss(model, bce), train, meta, lr, virtual=virtual)
+    objective = functools.partial(
+        closed_form_meta_loss, net_before, model, train, meta, lr, normalize, step_weight=virtual is None
+    )
+    torch.testing.assert_close(result.meta_loss, objective().detach())
 
     h = 1e-6
     for before, after in zip(net_before.parameters(), weighting.net.parameters()):
@@ -127,9 +134,9 @@ def test_meta_gradient_matches_finite_differences_of_the_closed_form(normalize):
         for k in range(before.numel()):
             with torch.no_grad():
                 before.view(-1)[k] += h
-                up = closed_form_meta_loss(net_before, model, train, meta, lr, normalize)
+                up = objective()
                 before.view(-1)[k] -= 2 * h
-                down = closed_form_meta_loss(net_before, model, train, meta, lr, normalize)
+                down = objective()
                 before.view(-1)[k] += h
             numeric.view(-1)[k] = (up - down) / (2 * h)
         assert numeric.abs().max() > 0
@@ -251,6 +258,8 @@ def test_bad_input_raises_value_error():
         weighting.step(model, lambda p, b: bce(model(b[0]), b[1]).mean(), train, meta, lr=0.1)
     with pytest.raises(ValueError, match="per-sample"):
         weighting.weights(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="unknown parameters"):
+        weighting.step(model, functional_loss(model, bce), train, meta, lr=0.1, virtual=["head.weight"])
 
 
 def train_noisy_logistic(meta: bool, seed: int, steps: int = 300, lr: float = 0.5):

@@ -17,7 +17,7 @@ split; the virtual model is built from the current parameters at every meta step
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +101,7 @@ def virtual_parameters(params: Mapping[str, Tensor], loss: Tensor, lr: float) ->
     """
     names = [n for n, p in params.items() if p.requires_grad]
     grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True, allow_unused=True)
-    stepped = {n: params[n] - lr * g for n, g in zip(names, grads) if g is not None}
+    stepped = {n: params[n].add(g, alpha=-lr) for n, g in zip(names, grads) if g is not None}  # one op: p − lr·g
     return {n: stepped.get(n, p) for n, p in params.items()}
 
 
@@ -180,7 +180,16 @@ class MetaWeighting:
         with torch.no_grad():
             return self._raw_weights(losses)
 
-    def step(self, model: nn.Module, loss_fn: LossFn, train_batch: Any, meta_batch: Any, lr: float) -> MetaStep:
+    def step(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        train_batch: Any,
+        meta_batch: Any,
+        lr: float,
+        *,
+        virtual: Collection[str] | None = None,
+    ) -> MetaStep:
         """Weight a training batch, updating the weighting net first on every k-th call.
 
         On a meta call (`calls % meta_interval == 0`) this runs the bi-level update of the module
@@ -195,30 +204,37 @@ class MetaWeighting:
             train_batch: the training batch, passed to `loss_fn` as is.
             meta_batch: a batch of the clean meta set (held out from training; never validation).
             lr: the model's current learning rate, used for the virtual SGD step.
+            virtual: names of the parameters the virtual step updates (default: all that require
+                grad). A subset such as the last layers or adapters makes the meta step cheaper
+                (an approximation: the others stay fixed in the virtual model).
 
         Returns:
             `MetaStep` with the loss to backpropagate, the per-sample losses and their weights.
 
         Raises:
-            ValueError: if `lr <= 0` or `loss_fn` does not return `[n]` losses.
+            ValueError: if `lr <= 0`, `virtual` names an unknown parameter, or `loss_fn` does not
+                return `[n]` losses.
         """
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}")
         params = dict(model.named_parameters())
+        if virtual is not None and not set(virtual) <= params.keys():
+            raise ValueError(f"virtual names unknown parameters: {sorted(set(virtual) - params.keys())}")
         losses = loss_fn(params, train_batch)
         _check_losses(losses, "loss_fn on the training batch")
         meta_loss = None
         if self.calls % self.config.meta_interval == 0:
-            meta_loss = self._update_net(model, params, losses, loss_fn, meta_batch, lr)
+            meta_loss = self._update_net(model, params, losses, loss_fn, meta_batch, lr, virtual)
         self.calls += 1
         weights = self.weights(losses)
         return MetaStep(loss=(weights * losses).mean(), losses=losses, weights=weights, meta_loss=meta_loss)
 
-    def _update_net(self, model, params, losses, loss_fn, meta_batch, lr) -> Tensor:
+    def _update_net(self, model, params, losses, loss_fn, meta_batch, lr, virtual) -> Tensor:
         weights = self._raw_weights(losses)  # [n], a function of Θ (not of the model)
-        virtual = virtual_parameters(params, (weights * losses).mean(), lr)
+        stepped = params if virtual is None else {n: params[n] for n in virtual}
+        stepped = virtual_parameters(stepped, (weights * losses).mean(), lr)
         buffers = {n: b.clone() for n, b in model.named_buffers()}
-        meta_losses = loss_fn({**virtual, **buffers}, meta_batch)
+        meta_losses = loss_fn({**params, **stepped, **buffers}, meta_batch)
         _check_losses(meta_losses, "loss_fn on the meta batch")
         meta_loss = meta_losses.mean()
         net_params = list(self.net.parameters())
