@@ -103,3 +103,20 @@ def test_to_dict_is_json_ready(indexed_video):
     data = json.loads(json.dumps(sample.to_dict()))
     assert data["strategy"] == "mixed" and len(data["frames"]) == 3
     assert data["options"]["mode"] == "mean" and data["video"]["num_frames"] == 300
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "segment", "mixed"])
+def test_clip_restricts_to_frames_shown_in_it(indexed_video, strategy):
+    sample = sample_frames(indexed_video, 6, strategy, clip=(2.0, 4.0), size=48)  # frames 50..99 at 25 fps
+    assert all(50 <= a <= b <= 99 for a, b in sample.spans)
+    if strategy != "mixed":
+        assert [frame_index(f) for f in sample.frames] == [a for a, _ in sample.spans]
+    assert sample.options["clip"] == [2.0, 4.0]
+    assert sample_frames(indexed_video, 3, strategy, clip=(None, 0.2)).spans[-1][1] <= 4
+
+
+def test_clip_outside_the_video(indexed_video):
+    from mixma import VideoError
+
+    with pytest.raises(VideoError, match="holds no frame"):
+        sample_frames(indexed_video, 4, clip=(20.0, 30.0))

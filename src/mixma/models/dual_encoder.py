@@ -16,6 +16,11 @@ Build from pretrained towers with `DualEncoder.from_towers` (one two-tower check
 `openai/clip-vit-base-patch32` gives both towers *and* its projections), then round-trip with
 `save_pretrained` / `from_pretrained` (a `config.json` that embeds both towers' configs, plus
 `model.safetensors`; loading needs no hub access).
+
+Second-order gradients (MAMA's bi-level meta step differentiates through a virtual SGD step):
+PyTorch's fused attention kernels (flash / memory-efficient SDPA, used by the towers and by
+`nn.TransformerEncoder`) have no double backward. Run the meta step under
+`torch.nn.attention.sdpa_kernel(SDPBackend.MATH)`; plain training steps need nothing special.
 """
 
 from __future__ import annotations
@@ -164,14 +169,16 @@ class _Tower:
 
 def _load_towers(
     vision: str | os.PathLike | PretrainedConfig,
-    text: str | os.PathLike | PretrainedConfig,
+    text: str | os.PathLike | PretrainedConfig | None,
     tower_kwargs: dict[str, Any],
 ) -> tuple[_Tower, _Tower]:
     """Resolve the two tower sources; a two-tower checkpoint named twice is loaded once."""
     cache: dict[str, nn.Module] = {}
 
-    def one(source: str | os.PathLike | PretrainedConfig, side: str) -> _Tower:
+    def one(source: str | os.PathLike | PretrainedConfig, side: str, both: bool) -> _Tower:
         if isinstance(source, PretrainedConfig):
+            if both and not _is_two_tower(source):
+                raise ValueError(f"text=None needs a two-tower config (e.g. CLIPConfig), got {type(source).__name__}")
             config = getattr(source, f"{side}_config") if _is_two_tower(source) else source
             return _Tower(AutoModel.from_config(config), None)  # random init
         key = str(source)
@@ -179,6 +186,9 @@ def _load_towers(
             cache[key] = AutoModel.from_pretrained(key, **tower_kwargs)
         loaded = cache[key]
         if not _is_two_tower(loaded.config):
+            if both:
+                raise ValueError(f"text=None needs a two-tower checkpoint (e.g. CLIP); {key} holds a "
+                                 f"{type(loaded).__name__}: pass the text tower separately")
             return _Tower(loaded, None)
         # CLIP-like checkpoint: `vision_model` / `text_model` are complete PreTrainedModels
         # (transformers 5), so their state-dict keys match `AutoModel.from_config(sub_config)`
@@ -188,7 +198,8 @@ def _load_towers(
         projection = getattr(loaded, "visual_projection" if side == "vision" else "text_projection", None)
         return _Tower(tower, projection if isinstance(projection, nn.Linear) else None)
 
-    return one(vision, "vision"), one(text, "text")
+    both = text is None
+    return one(vision, "vision", both), one(vision if both else text, "text", both)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,16 +224,27 @@ def read_config(directory: str | os.PathLike, expected_class: str) -> dict[str, 
         raise FileNotFoundError(f"{path} not found: not a mixma model directory")
     data = json.loads(path.read_text(encoding="utf-8"))
     saved = data.pop("model_class", None)
+    if saved is None:
+        raise ValueError(f"{directory} is not a mixma model directory (its config.json has no model_class)")
     if saved != expected_class:
         raise ValueError(f"{directory} holds a {saved}, not a {expected_class}")
     return data
 
 
-def load_weights(model: nn.Module, directory: str | os.PathLike, device: str | torch.device) -> None:
+def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:
     """Load `model.safetensors` into `model` strictly (every key must match)."""
-    missing, unexpected = load_model(model, str(Path(directory) / WEIGHTS_NAME), strict=False, device=str(device))
+    missing, unexpected = load_model(model, str(Path(directory) / WEIGHTS_NAME), strict=False)
     if missing or unexpected:
         raise ValueError(f"checkpoint does not match the model: missing {missing}, unexpected {unexpected}")
+
+
+def no_weight_decay_names(model: nn.Module) -> set[str]:
+    """Names of the learned tokens and position tables that modules list in `no_weight_decay_params`."""
+    return {
+        f"{prefix}.{name}" if prefix else name
+        for prefix, module in model.named_modules()
+        for name in getattr(module, "no_weight_decay_params", ())
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +326,7 @@ class DualEncoder(nn.Module):
         Returns:
             The model, in training mode.
         """
-        vision_tower, text_tower = _load_towers(vision, vision if text is None else text, tower_kwargs or {})
+        vision_tower, text_tower = _load_towers(vision, text, tower_kwargs or {})
         own = [t.projection for t in (vision_tower, text_tower) if t.projection is not None]
         if projection_dim is None and own:
             projection_dim = own[0].out_features
@@ -336,8 +358,8 @@ class DualEncoder(nn.Module):
         """Load a model written by `save_pretrained` (local directory, no hub), in eval mode."""
         config = DualEncoderConfig.from_dict(read_config(directory, cls.__name__))
         model = cls(config)
-        load_weights(model, directory, device)
-        return model.eval()
+        load_weights(model, directory)
+        return model.to(device).eval()
 
     # -- properties and training helpers ---------------------------------------------------
 
@@ -373,8 +395,11 @@ class DualEncoder(nn.Module):
                 enable()
 
     def no_weight_decay(self) -> set[str]:
-        """Names of the learned token/position embeddings added here (exclude them from decay)."""
-        return {n for n, _ in self.named_parameters() if n.startswith("temporal.") and n.count(".") == 1}
+        """Parameter names of the learned tokens/position tables added here (timm convention).
+
+        Biases and norm weights are left to the trainer's usual rule (e.g. `p.ndim < 2`).
+        """
+        return no_weight_decay_names(self)
 
     # -- video -----------------------------------------------------------------------------
 

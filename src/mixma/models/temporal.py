@@ -76,6 +76,8 @@ class TemporalTransformer(nn.Module):
         max_frames: size of the temporal position table; longer inputs are rejected.
     """
 
+    no_weight_decay_params = ("video_token", "position")  # see DualEncoder.no_weight_decay
+
     def __init__(self, dim: int, layers: int, heads: int, dropout: float, max_frames: int):
         super().__init__()
         if dim % heads:

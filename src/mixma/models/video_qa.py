@@ -42,6 +42,7 @@ from mixma.models.dual_encoder import (
     TextFeatures,
     VideoFeatures,
     load_weights,
+    no_weight_decay_names,
     read_config,
     save_checkpoint,
 )
@@ -217,6 +218,8 @@ class FusionEncoder(nn.Module):
         max_frames: size of the temporal position table.
     """
 
+    no_weight_decay_params = ("cls", "frame_position", "modality")
+
     def __init__(self, video_dim: int, text_dim: int, config: VideoQAConfig, max_frames: int):
         super().__init__()
         dim = config.fusion_dim
@@ -281,6 +284,14 @@ class _VideoQABase(nn.Module):
     def _extra_save(self, directory: Path) -> None:
         """Hook for files besides the config and the weights."""
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names of the learned tokens/position tables (encoder's and fusion's)."""
+        return no_weight_decay_names(self)
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute the towers' activations in the backward pass (see `DualEncoder`)."""
+        self.encoder.gradient_checkpointing_enable()
+
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write `config.json`, `model.safetensors` (and `answers.json` for open-ended QA)."""
         directory = save_checkpoint(self, directory, self.config.to_dict())
@@ -319,8 +330,8 @@ class OpenEndedVideoQA(_VideoQABase):
         """Load a model written by `save_pretrained`, with its answer vocabulary, in eval mode."""
         config = VideoQAConfig.from_dict(read_config(directory, cls.__name__))
         model = cls(config, AnswerVocab.load(Path(directory) / ANSWERS_NAME))
-        load_weights(model, directory, device)
-        return model.eval()
+        load_weights(model, directory)
+        return model.to(device).eval()
 
     def _extra_save(self, directory: Path) -> None:
         self.answers.save(directory / ANSWERS_NAME)
@@ -391,8 +402,8 @@ class MultipleChoiceVideoQA(_VideoQABase):
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> MultipleChoiceVideoQA:
         """Load a model written by `save_pretrained`, in eval mode."""
         model = cls(VideoQAConfig.from_dict(read_config(directory, cls.__name__)))
-        load_weights(model, directory, device)
-        return model.eval()
+        load_weights(model, directory)
+        return model.to(device).eval()
 
     def forward(
         self,

@@ -212,14 +212,17 @@ def mixed_sample(
     config: MixedConfig,
     size: Size = None,
     progress: bool = False,
+    first: int = 0,
+    stop: int | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray, list[int], int]:
-    """Run MixedFrame over an open video.
+    """Run MixedFrame over an open video (or its frames `[first, stop)`).
 
     Returns:
         frames `uint8 [T, H, W, 3]`, spans (first, last) per output, centre times `[T]`, the frame
         indices where sudden changes were detected, and the step actually used.
     """
-    n = video.num_frames
+    stop = video.num_frames if stop is None else stop
+    n = stop - first
     step = max(1, min(config.step, n // num_frames))  # keep at least num_frames analysed frames
     analysed = math.ceil(n / step)
     max_action = max(1, round(config.max_action_sec * video.fps / step))
@@ -230,7 +233,7 @@ def mixed_sample(
     last_index = -1
     bar = tqdm(total=analysed, desc="mixed", unit="frame", disable=not progress, leave=False)
     with bar:
-        for decoded in video.stream(step=step):
+        for decoded in video.stream(step=step, start=first, stop=stop):
             segmenter.add(decoded.index, decoded.thumbnail((THUMBNAIL, THUMBNAIL)), decoded.rgb((height, width)), atom_len)
             last_index = decoded.index
             bar.update()
@@ -240,7 +243,7 @@ def mixed_sample(
 
     # spans tile the video: frames between analysed ones belong to the segment before them
     starts = [s.first for s in segments]
-    ends = [s - 1 for s in starts[1:]] + [min(n - 1, last_index + step - 1)]
+    ends = [s - 1 for s in starts[1:]] + [min(stop - 1, last_index + step - 1)]
     spans = list(zip(starts, ends))
     images = [segmenter.compositor.render(s.state) for s in segments]
     if len(segments) < num_frames:  # fewer analysed frames than outputs: repeat, as linspace does

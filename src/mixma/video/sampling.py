@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mixma.errors import VideoError
 from mixma.video.convert import Size
 from mixma.video.mixed import MixedConfig, mixed_sample
 from mixma.video.reader import VideoInfo, VideoReader
@@ -82,6 +83,7 @@ def sample_frames(
     *,
     size: Size = None,
     seed: int | np.random.Generator | None = None,
+    clip: tuple[float | None, float | None] | None = None,
     progress: bool = False,
     **options: Any,
 ) -> FrameSample:
@@ -94,6 +96,8 @@ def sample_frames(
         strategy: "uniform", "segment" or "mixed".
         size: output size: None (source size), the shorter side in pixels, or `(height, width)`.
         seed: `segment` only: the random seed (or a numpy Generator). None draws fresh entropy.
+        clip: `(start, end)` in seconds (either may be None): sample only frames shown in
+            `[start, end)`. Spans still index the whole video; times count from its start.
         progress: show a progress bar.
         **options: `mixed` only: the fields of `MixedConfig` (mode, change_threshold,
             max_action_sec, step, alpha, instances, fg_threshold, grid).
@@ -120,24 +124,43 @@ def sample_frames(
 
     video = source if isinstance(source, VideoReader) else VideoReader(source)
     try:
-        return _sample(video, int(num_frames), strategy, size, seed, progress, config)
+        first, stop = clip_range(video, clip)
+        return _sample(video, int(num_frames), strategy, size, seed, progress, config, first, stop, clip)
     finally:
         if video is not source:
             video.close()
 
 
-def _sample(video, num_frames, strategy, size, seed, progress, config) -> FrameSample:
+def clip_range(video: VideoReader, clip: tuple[float | None, float | None] | None) -> tuple[int, int]:
+    """Frame indices `[first, stop)` shown within `clip` seconds (the whole video for None).
+
+    Raises:
+        VideoError: the clip holds no frame of the video.
+    """
+    if clip is None:
+        return 0, video.num_frames
+    start, end = clip
+    first = 0 if start is None else int(np.searchsorted(video.times, start - 1e-9))
+    stop = video.num_frames if end is None else int(np.searchsorted(video.times, end - 1e-9))
+    if stop <= first:
+        raise VideoError(video.path, f"the clip {start}-{end} s holds no frame (the video lasts {video.info.duration:.2f} s)")
+    return first, stop
+
+
+def _sample(video, num_frames, strategy, size, seed, progress, config, first, stop, clip) -> FrameSample:
     resolved: dict[str, Any] = {"num_frames": num_frames, "size": size}
+    if clip is not None:
+        resolved["clip"] = list(clip)
     changes: list[int] = []
     if strategy == "mixed":
-        frames, spans, times, changes, step = mixed_sample(video, num_frames, config, size, progress)
+        frames, spans, times, changes, step = mixed_sample(video, num_frames, config, size, progress, first, stop)
         resolved.update(dataclasses.asdict(config), step=step)
     else:
         if strategy == "uniform":
-            indices = uniform_indices(video.num_frames, num_frames)
+            indices = first + uniform_indices(stop - first, num_frames)
         else:
             rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-            indices = segment_indices(video.num_frames, num_frames, rng)
+            indices = first + segment_indices(stop - first, num_frames, rng)
             resolved["seed"] = seed if not isinstance(seed, np.random.Generator) else "generator"
         frames = video.read(indices, size, progress=progress)
         spans = [(int(i), int(i)) for i in indices]

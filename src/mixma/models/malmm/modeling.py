@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration
+from transformers import AutoConfig, InstructBlipConfig, InstructBlipForConditionalGeneration
 from transformers.utils import ModelOutput
 
 from mixma.models.malmm.memory import MemoryState
@@ -63,6 +63,9 @@ class MALMMConfig(InstructBlipConfig):
         self.vision_chunk = vision_chunk
 
 
+AutoConfig.register(MALMMConfig.model_type, MALMMConfig)
+
+
 @dataclass
 class MALMMOutput(ModelOutput):
     """`loss` (when labels are given), `logits` of the language model, and the visual tokens fed
@@ -84,6 +87,7 @@ class MALMM(InstructBlipForConditionalGeneration):
     `InstructBlipForConditionalGeneration`, except `pixel_values` is `[B, T, 3, H, W]`; `input_ids`
     hold `num_query_tokens` image tokens (`T * num_query_tokens` with memory off)."""
 
+    config: MALMMConfig  # transformers reads the config class from this annotation
     config_class = MALMMConfig
 
     def __init__(self, config: MALMMConfig):

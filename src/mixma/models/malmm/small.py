@@ -1,0 +1,88 @@
+"""Small MA-LMMs built from scratch, for CPU experiments and tests.
+
+No pretrained InstructBLIP can be downloaded on our machines, so experiments on the synthetic
+benchmark build a small one from transformers configs: an InstructBLIP vision tower, Q-Former and
+a LLaMA language model, all random, with a word-level tokenizer over the task's own vocabulary
+(shared by the LLM and the Q-Former). It is saved and loaded like any checkpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordLevel
+from transformers import InstructBlipQFormerConfig, InstructBlipVisionConfig, LlamaConfig, PreTrainedTokenizerFast
+
+from mixma.models.malmm.modeling import MALMM, MALMMConfig
+from mixma.models.malmm.processing import MALMMProcessor, ProcessorConfig
+
+SPECIALS = ("[PAD]", "[BOS]", "[EOS]", "[UNK]", "<image>")
+_WORD = re.compile(r"\w+|[^\w\s]+")  # how the `Whitespace` pre-tokenizer splits text
+
+
+@dataclass(frozen=True)
+class SmallConfig:
+    """Sizes of a from-scratch MA-LMM; every default lives here."""
+
+    image_size: int = 64
+    patch_size: int = 8
+    vision_hidden: int = 96
+    vision_layers: int = 2
+    qformer_hidden: int = 96
+    qformer_layers: int = 2
+    llm_hidden: int = 128
+    llm_layers: int = 2
+    heads: int = 4
+    num_query_tokens: int = 8
+    memory_bank_length: int = 10
+    max_num_frames: int = 120
+
+
+def word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
+    """A lowercase word-level tokenizer whose vocabulary is every word in `texts`."""
+    words = sorted({w for text in texts for w in _WORD.findall(text.lower())} - set(SPECIALS))
+    vocab = {token: i for i, token in enumerate([*SPECIALS, *words])}
+    core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", vocab["[BOS]"])])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="[BOS]", eos_token="[EOS]", pad_token="[PAD]", unk_token="[UNK]",
+        additional_special_tokens=["<image>"],
+    )
+
+
+def build_small_malmm(texts: Iterable[str], config: SmallConfig = SmallConfig()) -> tuple[MALMM, MALMMProcessor]:
+    """A random MA-LMM sized by `config`, with a tokenizer covering `texts` (prompts and answers)."""
+    tokenizer = word_tokenizer(texts)
+    vocab = len(tokenizer)
+    model_config = MALMMConfig(
+        vision_config=InstructBlipVisionConfig(
+            hidden_size=config.vision_hidden, intermediate_size=4 * config.vision_hidden,
+            num_hidden_layers=config.vision_layers, num_attention_heads=config.heads,
+            image_size=config.image_size, patch_size=config.patch_size,
+        ).to_dict(),
+        qformer_config=InstructBlipQFormerConfig(
+            hidden_size=config.qformer_hidden, intermediate_size=4 * config.qformer_hidden,
+            num_hidden_layers=config.qformer_layers, num_attention_heads=config.heads,
+            encoder_hidden_size=config.vision_hidden, vocab_size=vocab, pad_token_id=tokenizer.pad_token_id,
+            cross_attention_frequency=1, max_position_embeddings=256,
+        ).to_dict(),
+        text_config=LlamaConfig(
+            hidden_size=config.llm_hidden, intermediate_size=4 * config.llm_hidden,
+            num_hidden_layers=config.llm_layers, num_attention_heads=config.heads,
+            num_key_value_heads=config.heads, vocab_size=vocab, max_position_embeddings=512,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ).to_dict(),
+        num_query_tokens=config.num_query_tokens,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        memory_bank_length=config.memory_bank_length,
+        max_num_frames=config.max_num_frames,
+    )
+    model = MALMM(model_config)
+    processor = MALMMProcessor(tokenizer, tokenizer, ProcessorConfig(num_query_tokens=config.num_query_tokens))
+    return model, processor
