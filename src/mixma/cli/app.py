@@ -31,9 +31,20 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def quiet_transformers() -> None:
+    """Hide transformers' loading/saving progress bars and advisory warnings (our own bars and
+    messages say what is going on); MIXMA_DEBUG=1 keeps them."""
+    if os.environ.get("MIXMA_DEBUG") == "1":
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 success, 2 bad input, 130 interrupted)."""
-    from mixma.cli import bench, data, frames  # noqa: F401  (registers the commands)
+    from mixma.cli import ask, bench, data, evaluate, frames, train  # noqa: F401  (registers the commands)
 
     debug = os.environ.get("MIXMA_DEBUG") == "1"
     try:

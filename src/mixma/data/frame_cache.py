@@ -90,7 +90,7 @@ class FrameLoader:
         key = self._key(path, spec.strategy, spec.num_frames, spec.size, spec.mixed, clip)
         cached = self._load(key)
         if cached is not None:
-            return np.asarray(cached)
+            return np.array(cached)  # a writable copy of the memory-mapped file
         frames = sample_frames(path, spec.num_frames, spec.strategy, size=spec.size, clip=clip, **spec.mixed).frames
         self._store(key, frames)
         return frames

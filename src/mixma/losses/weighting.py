@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -243,6 +244,13 @@ class MetaWeighting:
         # (reached from the virtual step only on the way to the model's leaves) survives for the
         # real step's backward.
         grads = torch.autograd.grad(meta_loss, net_params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(net_params, grads)]
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # every rank meta-learns from its own batches: average so the nets stay identical
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat /= dist.get_world_size()
+            grads = [chunk.view_as(g) for chunk, g in zip(flat.split([g.numel() for g in grads]), grads)]
         self.optimizer.zero_grad(set_to_none=True)
         for p, g in zip(net_params, grads):
             p.grad = g

@@ -92,6 +92,7 @@ class MALMM(InstructBlipForConditionalGeneration):
 
     def __init__(self, config: MALMMConfig):
         super().__init__(config)
+        self.loss_type = "ForCausalLM"  # next-token loss on the LLM's logits (labels -100 ignored)
         self.temporal_embedding = nn.Embedding(config.max_num_frames, config.vision_config.hidden_size)
         nn.init.zeros_(self.temporal_embedding.weight)  # at start, exactly InstructBLIP
 

@@ -1,0 +1,1 @@
+"""Training: configuration, the shared loop, checkpoints, and the per-model tasks."""
