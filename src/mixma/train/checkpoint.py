@@ -59,16 +59,20 @@ def _write_dir(target: Path, trained: dict[str, torch.Tensor], state: dict[str, 
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    # clone: tied or shared storage cannot be saved by safetensors, and the copy is consistent
-    save_file({k: v.detach().to("cpu").clone().contiguous() for k, v in trained.items()}, str(tmp / TRAINED))
-    if state is not None:
-        torch.save(state, tmp / STATE)
-    (tmp / "config.yaml").write_text(config_text)
-    if metrics is not None:
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    for f in tmp.iterdir():
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
+    try:
+        # clone: tied or shared storage cannot be saved by safetensors, and the copy is consistent
+        save_file({k: v.detach().to("cpu").clone().contiguous() for k, v in trained.items()}, str(tmp / TRAINED))
+        if state is not None:
+            torch.save(state, tmp / STATE)
+        (tmp / "config.yaml").write_text(config_text)
+        if metrics is not None:
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        for f in tmp.iterdir():
+            with open(f, "rb") as handle:
+                os.fsync(handle.fileno())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}"

@@ -1,0 +1,58 @@
+"""Config files and overrides: typed, strict, and helpful when wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from mixma.train.config import ConfigError, dump_config, load_config
+from mixma.train.malmm import MALMMTrainConfig
+
+
+def test_defaults_file_and_overrides(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("data:\n  root: bench\n  num_frames: 16\noptim:\n  lr: 1e-4\n  betas: [0.9, 0.98]\n")
+    cfg = load_config(MALMMTrainConfig, path, ["run.epochs=3", "data.mixed={mode: strobe}", "model.init=null"])
+    assert cfg.data.root == "bench" and cfg.data.num_frames == 16 and cfg.run.epochs == 3
+    assert cfg.optim.lr == 1e-4 and cfg.optim.betas == (0.9, 0.98)  # "1e-4" reads as a string in YAML 1.1
+    assert cfg.data.mixed == {"mode": "strobe"} and cfg.model.init is None
+    assert cfg.data.prompts.qa == "Question: {question} Short answer:"  # untouched defaults stay
+    again = load_config(MALMMTrainConfig, None, [])
+    assert again.run.epochs == 5
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(MALMMTrainConfig, None, ["optim.lr=3e-4", "model.small.llm_layers=3"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(MALMMTrainConfig, path) == cfg
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optm.lr=1"], "unknown key(s) optm"),
+        (["optim.learning_rate=1"], "config.optim: unknown key(s) learning_rate"),
+        (["optim.lr=fast"], "config.optim.lr: expected a number"),
+        (["run.epochs=2.5"], "config.run.epochs: expected an integer"),
+        (["model.train_llm=maybe"], "config.model.train_llm: expected true or false"),
+        (["optim.betas=[0.9]"], "expected 2 values"),
+        (["kind=mama"], "must be one of 'malmm'"),
+        (["noequals"], "must look like section.key=value"),
+        (["data.root.x=1"], "config.data.root: expected a string"),
+    ],
+)
+def test_bad_values_are_named(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(MALMMTrainConfig, None, overrides)
+    assert message in str(info.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(MALMMTrainConfig, tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(MALMMTrainConfig, tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(MALMMTrainConfig, tmp_path / "list.yaml")

@@ -1,0 +1,85 @@
+"""`mixma train malmm` end to end on a tiny benchmark: one process and two under torchrun."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mixma.cli import main
+from mixma.data.annotations import read_records
+from mixma.data.synthetic import SyntheticConfig, make_benchmark
+from tests.train.test_loop import free_port
+
+TINY = [
+    "model.small.vision_hidden=32", "model.small.qformer_hidden=32", "model.small.llm_hidden=32",
+    "model.small.num_query_tokens=4", "model.train_vision=true", "model.train_llm=true", "model.memory_bank_length=2",
+    "data.image_size=32", "data.num_frames=4", "run.batch_size=4", "run.eval_batch_size=8", "run.epochs=1",
+    "optim.warmup_steps=2", "optim.lr=1e-3", "generate.num_beams=2", "generate.max_new_tokens=2",
+]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    make_benchmark(root, SyntheticConfig(videos=10, frames=100, seed=5), workers=1)
+    return root
+
+
+def test_train_eval_ask(capsys, tmp_path, bench):
+    run = tmp_path / "run"
+    args = ["train", "malmm", "-o", str(run), "--set", f"data.root={bench}"]
+    for override in TINY:
+        args += ["--set", override]
+    assert main(args) == 0, capsys.readouterr().err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] > 0 and summary["best"]["metric"] == "top1"
+    assert (run / "best" / "trained.safetensors").exists() and (run / "base" / "config.json").exists()
+
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "test", "--strategy", "mixed", "-o", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["strategy"] == "mixed" and metrics["count"] > 0 and 0 <= metrics["top1"] <= 100
+    assert json.loads((tmp_path / "m.json").read_text())["count"] == metrics["count"]
+
+    video = sorted((bench / "videos").glob("*.mp4"))[0]
+    assert main(["ask", str(video), "how many times did the red circle appear?", "-c", str(run)]) == 0
+    assert capsys.readouterr().out.strip()  # some answer (the model is barely trained)
+    assert main(["caption", str(video), "-c", str(run)]) == 0
+
+
+def test_resume_continues_to_the_end(capsys, tmp_path, bench):
+    run = tmp_path / "run"
+    base = ["train", "malmm", "-o", str(run), "--set", f"data.root={bench}", *sum((["--set", o] for o in TINY), [])]
+    assert main([*base, "--set", "run.max_steps=1"]) == 0
+    assert json.loads((run / "summary.json").read_text())["steps"] == 1
+    assert main(base) == 2  # refuses to start over the run
+    assert "--resume" in capsys.readouterr().err
+    assert main([*base, "--resume"]) == 0
+    resumed = json.loads((run / "summary.json").read_text())
+    straight = tmp_path / "straight"
+    assert main([*base[:3], str(straight), *base[4:]]) == 0
+    assert resumed["steps"] == json.loads((straight / "summary.json").read_text())["steps"] > 1
+
+
+def test_bad_dataset_root_is_an_error_line(capsys, tmp_path):
+    assert main(["train", "malmm", "-o", str(tmp_path / "r"), "--set", f"data.root={tmp_path / 'nothing'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "no such file" in err[0]
+
+
+def test_two_processes_with_torchrun(tmp_path, bench):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           "-m", "mixma", "train", "malmm", "-o", str(run), "--set", f"data.root={bench}", *sum((["--set", o] for o in TINY), [])]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    questions = sum(len(r.qa) for r in read_records(bench / "train.jsonl"))
+    assert summary["world_size"] == 2
+    assert summary["steps"] == math.ceil(math.ceil(questions / 2) / 4)  # each rank takes half of every global batch
