@@ -32,6 +32,8 @@ def evaluate(
 
     MA-LMM: top-1 and top-5 exact match for QA and classification (with per-question-type
     numbers), BLEU-4, ROUGE-L, CIDEr (and METEOR when Java is installed) for captioning.
+    MAMA: retrieval R@1/5/10, MdR and MnR both ways (t2v, v2t) and after DSL re-normalisation
+    (t2v_dsl, v2t_dsl); QA exact-match accuracy.
 
     Example:
 

@@ -40,3 +40,33 @@ def malmm(
     best = summary.get("best")
     tail = f"; best {best['metric']} {best['value']:.2f} at step {best['step']}" if best else ""
     typer.echo(f"trained {summary['steps']} steps in {summary['seconds']} s{tail}; run in {cfg.run.output_dir}", err=True)
+
+
+@train_app.command(no_args_is_help=True)
+def mama(
+    config: Path = typer.Argument(None, help="YAML config (sections model, loss, data, optim, run); omit to use defaults."),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+    output: Path = typer.Option(None, "-o", "--output", help="Run folder (overrides run.output_dir)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its latest checkpoint."),
+):
+    """Train MAMA: text-video retrieval (dual encoder) or open-ended video QA.
+
+    The angular margin (`loss.margin`, 0 for InfoNCE), meta-learned sample weighting
+    (`loss.weighting=meta`, on the clean `loss.meta_split`) and the caption pool (`data.captions`:
+    original, augmented or both) are set in the config. Runs the same under torchrun.
+
+    Example:
+
+      mixma train mama configs/mama_synthetic.yaml --set loss.weighting=meta -o runs/mama
+    """
+    quiet_transformers()
+    from mixma.train.mama import MAMATrainConfig, train_mama
+    from mixma.train.config import load_config
+
+    if output is not None:
+        overrides = [*overrides, f"run.output_dir={output}"]
+    cfg = load_config(MAMATrainConfig, str(config) if config else None, overrides)
+    summary = train_mama(cfg, resume=resume)
+    best = summary.get("best")
+    tail = f"; best {best['metric']} {best['value']:.2f} at step {best['step']}" if best else ""
+    typer.echo(f"trained {summary['steps']} steps in {summary['seconds']} s{tail}; run in {cfg.run.output_dir}", err=True)

@@ -52,6 +52,8 @@ class RunConfig:
     seed: int = 42
     num_workers: int = 0  # data loading processes per training process
     device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # torch intra-op threads per process (None: torch's default); on a
+    # busy CPU, 1 thread avoids OpenMP threads spinning at every barrier for small ops
     amp: str = "no"  # no | bf16 | fp16 (fp16 only on CUDA, with a gradient scaler)
     log_every: int = 10  # optimizer steps between log lines
     eval_every: int = 1  # epochs between evaluations (0: only at the end)

@@ -47,7 +47,8 @@ class TrainingJob:
         model: the module; its parameters that require grad are trained.
         dataset: training samples; `set_epoch(epoch)` is called before each epoch if present.
         collate: list of items → batch.
-        loss: `(batch, step) -> scalar loss` (the batch is already on the device).
+        loss: `(batch, step, lr) -> scalar loss` (the batch is already on the device; `lr` is
+            this step's learning rate, which MAMA's meta step needs).
         evaluate: `() -> metrics`, run on rank 0 (None: no evaluation).
         metric: the metric whose highest value picks the best checkpoint.
         extra_trainable: further trained tensors outside the model (e.g. a loss's logit scale).
@@ -59,7 +60,7 @@ class TrainingJob:
     model: nn.Module
     dataset: Dataset
     collate: Callable[[list], Any]
-    loss: Callable[[Any, int], torch.Tensor]
+    loss: Callable[[Any, int, float], torch.Tensor]
     evaluate: Callable[[], dict[str, float]] | None = None
     metric: str | None = None
     extra_trainable: dict[str, nn.Parameter] = field(default_factory=dict)
@@ -120,6 +121,8 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
     """Train `job`; returns a summary (steps, last loss, best metric, evaluation history)."""
     out = Path(run.output_dir)
     previous = check_output(out, resume)
+    if run.threads is not None:
+        torch.set_num_threads(run.threads)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(config_text)
@@ -207,8 +210,9 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
                 mi = start + offset  # this micro-batch's position in the epoch
                 group = groups[mi // optim.accumulate]
                 batch = to_device(batch, info.device)
+                lr = learning_rate(step, total_steps, optim)
                 with _autocast(run.amp, info.device):
-                    loss = job.loss(batch, step)
+                    loss = job.loss(batch, step, lr)
                 if not torch.isfinite(loss):
                     raise MixmaError(f"the loss became {loss.item()} at step {step}; lower optim.lr or enable clipping")
                 scaled = loss / len(group)
@@ -222,7 +226,7 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
                     scaler.unscale_(optimizer)
                 if optim.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(list(trained.values()), optim.max_grad_norm)
-                set_learning_rate(optimizer, learning_rate(step, total_steps, optim))
+                set_learning_rate(optimizer, lr)
                 if scaler:
                     scaler.step(optimizer)
                     scaler.update()

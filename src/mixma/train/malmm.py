@@ -228,7 +228,7 @@ def train_malmm(config: MALMMTrainConfig, *, resume: bool = False, progress: boo
         dataset = VideoTextDataset(train_samples, frame_loader(data), frame_spec(data, data.train_strategy),
                                    VideoTransform(TransformConfig(size=data.image_size), train=True), seed=config.run.seed)
 
-        def loss(batch, step):
+        def loss(batch, step, lr):
             batch.pop("index")
             return model(**batch).loss
 
