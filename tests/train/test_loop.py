@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -174,19 +173,13 @@ teardown()
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     root = str(Path(__file__).parents[2])
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(root=root, out=str(tmp_path / "ddp"), batch=2))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}", str(script)],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
         capture_output=True, text=True, env=env, timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -13,7 +13,6 @@ import pytest
 from mixma.cli import main
 from mixma.data.annotations import read_records
 from mixma.data.synthetic import SyntheticConfig, make_benchmark
-from tests.train.test_loop import free_port
 
 TINY = [
     "model.small.vision_hidden=32", "model.small.qformer_hidden=32", "model.small.llm_hidden=32",
@@ -74,7 +73,7 @@ def test_bad_dataset_root_is_an_error_line(capsys, tmp_path):
 
 def test_two_processes_with_torchrun(tmp_path, bench):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "mixma", "train", "malmm", "-o", str(run), "--set", f"data.root={bench}", *sum((["--set", o] for o in TINY), [])]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})

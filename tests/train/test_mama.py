@@ -15,7 +15,6 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from mixma.cli import main
 from mixma.data.annotations import read_records
 from mixma.data.synthetic import SyntheticConfig, make_benchmark
-from tests.train.test_loop import free_port
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +75,7 @@ def test_qa_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
 @pytest.mark.parametrize("weighting", ["none", "meta"])
 def test_torchrun_two_processes(tmp_path, bench, tiny_bert, weighting):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "mixma", *args(bench, tiny_bert, run, f"loss.weighting={weighting}")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})

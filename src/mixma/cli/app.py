@@ -44,7 +44,7 @@ def quiet_transformers() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 success, 2 bad input, 130 interrupted)."""
-    from mixma.cli import ask, bench, data, evaluate, frames, train  # noqa: F401  (registers the commands)
+    from mixma.cli import ask, augment, bench, data, evaluate, frames, train  # noqa: F401  (registers the commands)
 
     debug = os.environ.get("MIXMA_DEBUG") == "1"
     try:

@@ -81,3 +81,12 @@ def test_bad_shapes():
         compress_memory(torch.zeros(2, 3, 4), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="at least two slots"):
         compress_memory(torch.zeros(1, 1, 2, 3), torch.ones(1, 1, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_counts_stay_exact_and_merges_do_not_overflow(dtype):
+    bank = Bank.of(torch.full((1, 2, 4), 100.0, dtype=dtype))
+    for _ in range(2999):
+        bank = bank.append(torch.full((1, 2, 4), 100.0, dtype=dtype), max_length=2)
+    assert bank.sizes.dtype == torch.float32 and bank.sizes.sum().item() == 2 * 3000
+    assert torch.isfinite(bank.values).all() and torch.allclose(bank.values.float(), torch.tensor(100.0))

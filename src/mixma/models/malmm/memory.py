@@ -28,6 +28,10 @@ def compress_memory(bank: torch.Tensor, sizes: torch.Tensor) -> tuple[torch.Tens
     The size-weighted mean keeps every slot equal to the exact mean of the original frames merged
     into it (the paper writes a plain mean; the released code weights by size, as here).
 
+    Similarities and the merge are computed in at least float32 whatever the bank's dtype
+    (half-precision counts stop at 2048, and `value * count` overflows fp16); the result has the
+    bank's dtype and the sizes that precision.
+
     Args:
         bank: `[B, N, P, C]` slots (N >= 2).
         sizes: `[B, N, P]`, how many original frames each slot holds.
@@ -40,25 +44,34 @@ def compress_memory(bank: torch.Tensor, sizes: torch.Tensor) -> tuple[torch.Tens
     if bank.shape[1] < 2:
         raise ValueError("compressing needs at least two slots")
     b, n, p, c = bank.shape
-    similarity = F.cosine_similarity(bank[:, :-1], bank[:, 1:], dim=-1)  # [B, N-1, P]
+    compute = torch.promote_types(bank.dtype, torch.float32)  # at least float32
+    sizes = sizes.to(compute)
+    # cosine of each adjacent pair. One slot pair at a time: the product stays in cache, where a
+    # whole-bank product (or einsum's many tiny matmuls) costs several times more.
+    norms = torch.linalg.vector_norm(bank, dim=-1, dtype=compute).clamp_min(1e-8)  # [B, N, P]
+    dots = torch.empty(b, n - 1, p, dtype=compute, device=bank.device)
+    for j in range(n - 1):
+        dots[:, j] = torch.linalg.vecdot(bank[:, j], bank[:, j + 1], dim=-1).to(compute)
+    similarity = dots / (norms[:, :-1] * norms[:, 1:])  # [B, N-1, P]
     k = similarity.argmax(dim=1, keepdim=True)  # [B, 1, P]; argmax returns the first maximum
 
-    # output slot j reads source slot j before k and j + 1 after it; slot k is the merge
-    j = torch.arange(n - 1, device=bank.device).view(1, n - 1, 1)
-    source = j + (j > k).long()  # [B, N-1, P]
-    size_k, size_next = sizes.gather(1, k), sizes.gather(1, k + 1)  # [B, 1, P]
+    # output slot j is source slot j before k and j + 1 from k on; slot k then gets the merge
+    before_k = torch.arange(n - 1, device=bank.device).view(1, n - 1, 1) < k  # [B, N-1, P]
+    out = torch.empty(b, n - 1, p, c, dtype=bank.dtype, device=bank.device)
+    for j in range(n - 1):
+        torch.where(before_k[:, j, :, None], bank[:, j], bank[:, j + 1], out=out[:, j])
     k_c = k.unsqueeze(-1).expand(b, 1, p, c)
-    merged = (bank.gather(1, k_c) * size_k.unsqueeze(-1) + bank.gather(1, k_c + 1) * size_next.unsqueeze(-1)) / (
-        size_k + size_next
-    ).unsqueeze(-1)  # [B, 1, P, C]
-    out = bank.gather(1, source.unsqueeze(-1).expand(b, n - 1, p, c)).scatter(1, k_c, merged.to(bank.dtype))
-    out_sizes = sizes.gather(1, source).scatter(1, k, size_k + size_next)
+    size_k, size_next = sizes.gather(1, k), sizes.gather(1, k + 1)  # [B, 1, P]
+    first, second = bank.gather(1, k_c).to(compute), bank.gather(1, k_c + 1).to(compute)  # [B, 1, P, C]
+    merged = first + (second - first) * (size_next / (size_k + size_next)).unsqueeze(-1)
+    out.scatter_(1, k_c, merged.to(bank.dtype))
+    out_sizes = torch.where(before_k, sizes[:, :-1], sizes[:, 1:]).scatter_(1, k, size_k + size_next)
     return out, out_sizes
 
 
 @dataclass(frozen=True)
 class Bank:
-    """A memory bank: `values [B, m, P, C]` and `sizes [B, m, P]` (frames merged into each slot)."""
+    """A memory bank: `values [B, m, P, C]` and `sizes [B, m, P]` (float32: frames merged into each slot)."""
 
     values: torch.Tensor
     sizes: torch.Tensor
@@ -67,7 +80,7 @@ class Bank:
     def of(cls, x: torch.Tensor) -> Bank:
         """A one-slot bank holding `x [B, P, C]`, detached (memory never carries gradients)."""
         x = x.detach().unsqueeze(1)
-        return cls(x, torch.ones(x.shape[:3], dtype=x.dtype, device=x.device))
+        return cls(x, torch.ones(x.shape[:3], dtype=torch.float32, device=x.device))  # counts stay exact
 
     def __len__(self) -> int:
         return self.values.shape[1]
