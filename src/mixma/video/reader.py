@@ -14,7 +14,13 @@ are counted by decoding them once and read without seeking.
 
 Random access seeks to the keyframe before a target and decodes forward. When the next target's
 keyframe lies behind the decoder's position it decodes forward instead of seeking again, so dense
-targets are read in one pass.
+targets are read in one pass. On the way, frames that nobody asked for and no other frame
+references (non-reference B-frames) are not decoded at all: their packets are known by timestamp
+before decoding. The same holds for the frames a strided `stream` steps over.
+
+Decoding uses FFmpeg's slice threading by default: frame threading did not speed up full decodes
+on a 2-core machine and slows random access (each seek refills its pipeline, and it cannot skip
+frames packet by packet). `frame_threads=True` turns it on for many-core machines.
 """
 
 from __future__ import annotations
@@ -77,6 +83,8 @@ class VideoReader:
     Args:
         path: the video file.
         threads: decoder threads; 0 lets FFmpeg choose (one per core).
+        frame_threads: use FFmpeg's frame threading (faster full decodes on many cores; frames
+            nobody asked for are then decoded anyway).
 
     Raises:
         VideoError: the file is missing, not a video, has no video stream, or has no frames.
@@ -86,7 +94,7 @@ class VideoReader:
         ...     frames = video.read([0, 10, 20], size=224)  # uint8 [3, 224, W, 3]
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int = 0):
+    def __init__(self, path: str | os.PathLike, *, threads: int = 0, frame_threads: bool = False):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise VideoError(self.path, "no such file")
@@ -102,8 +110,9 @@ class VideoReader:
             if not self._container.streams.video:
                 raise VideoError(self.path, "no video stream")
             self._stream = self._container.streams.video[0]
-            self._stream.thread_type = "AUTO"
+            self._stream.thread_type = "AUTO" if frame_threads else "SLICE"
             self._stream.thread_count = threads
+            self._can_skip = not frame_threads  # frame threads cannot skip packet by packet
             self._scan()
         except BaseException:
             self._container.close()
@@ -213,16 +222,24 @@ class VideoReader:
 
     # -- decoding ------------------------------------------------------------------------------
 
-    def _decoded(self) -> Iterator[av.VideoFrame]:
-        """Frames from the current demuxer position; packets that fail to decode are skipped."""
+    def _decoded(self, wanted: set[int] | None = None) -> Iterator[av.VideoFrame]:
+        """Frames from the current demuxer position; packets that fail to decode are skipped.
+
+        With `wanted` (presentation timestamps), non-reference frames outside it are not decoded.
+        """
+        context = self._stream.codec_context
+        skip = wanted is not None and self._can_skip
+        context.skip_frame = "DEFAULT"
         for packet in self._container.demux(self._stream):
+            if skip:
+                context.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted else "NONREF"
             try:
                 frames = packet.decode()
             except av.error.InvalidDataError:
                 continue
             yield from frames
 
-    def _frames_from(self, index: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    def _frames_from(self, index: int, wanted: set[int] | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
         """(index, frame) pairs in order, starting at or before `index`'s keyframe."""
         if self._pts is None:  # no timestamps: decode from the start and count
             self._container.seek(0)
@@ -230,7 +247,7 @@ class VideoReader:
             return
         key = int(self._keyframes[np.searchsorted(self._keyframes, index, side="right") - 1])
         self._container.seek(int(self._pts[key]), stream=self._stream, backward=True, any_frame=False)
-        for frame in self._decoded():
+        for frame in self._decoded(wanted):
             i = int(np.searchsorted(self._pts, frame.pts)) if frame.pts is not None else -1
             if 0 <= i < len(self._pts) and self._pts[i] == frame.pts:
                 yield i, frame
@@ -242,11 +259,13 @@ class VideoReader:
 
     def decode_at(self, indices: Iterable[int]) -> Iterator[DecodedFrame]:
         """Decode the frames at `indices` (sorted, unique) and yield them in order."""
+        indices = list(indices)
+        wanted = None if self._pts is None else {int(self._pts[i]) for i in indices}
         frames: Iterator[tuple[int, av.VideoFrame]] | None = None
         position = -1  # index of the last frame the decoder produced
         for target in indices:
             if frames is None or target <= position or self._keyframe_of(target) > position:
-                frames = self._frames_from(target)  # a seek skips frames; decoding forward would not
+                frames = self._frames_from(target, wanted)  # a seek skips frames; decoding forward would not
             for index, frame in frames:
                 position = index
                 if index >= target:
@@ -291,7 +310,8 @@ class VideoReader:
         stop = self.num_frames if stop is None else min(stop, self.num_frames)
         if start >= stop:
             return
-        for index, frame in self._frames_from(start):
+        wanted = None if step == 1 or self._pts is None else set(self._pts[start:stop:step].tolist())
+        for index, frame in self._frames_from(start, wanted):
             if index >= stop:
                 break
             if index >= start and (index - start) % step == 0:
