@@ -9,7 +9,7 @@ Baselines measured in the same run:
 Peak memory: the same `mixed` run on the 10-minute video and on a 1-minute one, each in a fresh
 process (peak RSS, and tracemalloc's peak of Python-side allocations).
 
-Run: .venv/bin/python benchmarks/bench_mixed.py [--repeats 3] [--step 1]
+Run: .venv/bin/python benchmarks/bench_mixed.py [--repeats 3] [--step N]
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def fork_procedure(path, step=3, threshold=255 / 2, limit=24 * 5):
 
 
 def ours(path, step):
-    return sample_frames(path, 32, "mixed", size=224, step=step)
+    options = {} if step is None else {"step": step}
+    return sample_frames(path, 32, "mixed", size=224, **options)
 
 
 def best_of(fn, repeats, *args):
@@ -87,7 +88,8 @@ def child(minutes, step, trace):
 
 
 def measure_memory(minutes, step, trace):
-    out = subprocess.run([sys.executable, __file__, "--child", str(minutes), "--step", str(step)] + (["--trace"] if trace else []),
+    step_args = [] if step is None else ["--step", str(step)]
+    out = subprocess.run([sys.executable, __file__, "--child", str(minutes), *step_args] + (["--trace"] if trace else []),
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -95,7 +97,7 @@ def measure_memory(minutes, step, trace):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--step", type=int, default=1)
+    parser.add_argument("--step", type=int, default=None, help="analyse every STEP-th frame (default: mixma's, ~10 per second)")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -104,7 +106,8 @@ def main():
 
     path = long_video(10)
     long_video(1)
-    print(f"video: {path.name}; mixed: 32 outputs, size 224, step {args.step}, mode mean (defaults otherwise)")
+    step = sample_frames(path, 32, "mixed", size=32).options["step"] if args.step is None else args.step
+    print(f"video: {path.name}; mixed: 32 outputs, size 224, step {step}{' (default)' if args.step is None else ''}, mode mean (defaults otherwise)")
     t_slice = best_of(bare_decode, args.repeats, path, "SLICE")
     t_frame = best_of(bare_decode, args.repeats, path, "AUTO")
     t_bare = min(t_slice, t_frame)

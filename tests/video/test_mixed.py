@@ -105,7 +105,7 @@ def test_mean_composite_is_the_arithmetic_mean_of_its_frames(tmp_path, step):
 def test_ema_with_alpha_one_half_is_the_forks_repeated_add_weighted(tmp_path):
     path = tmp_path / "square.mp4"
     moving_square_video(path)
-    sample = sample_frames(path, 2, "mixed", mode="ema", alpha=0.5)
+    sample = sample_frames(path, 2, "mixed", mode="ema", alpha=0.5, step=1)
     with VideoReader(path) as video:
         for (first, last), composite in zip(sample.spans, sample.frames):
             frames = video.read(range(first, last + 1))
@@ -211,10 +211,14 @@ def test_buffer_never_grows_with_video_length():
 
 def test_real_clip_cuts_become_boundaries(bikes):
     """bikes.mp4 has shot cuts at frames 30, 76, 137, 187 and 242 (checked by eye)."""
-    sample = sample_frames(bikes, 8, "mixed", size=64)
-    boundaries = {first for first, _ in sample.spans}
-    assert {30, 76, 137, 187, 242} <= boundaries
-    assert len(sample) == 8
+    cuts = [30, 76, 137, 187, 242]
+    every = sample_frames(bikes, 8, "mixed", size=64, step=1)
+    assert set(cuts) <= {first for first, _ in every.spans}
+    default = sample_frames(bikes, 12, "mixed", size=64)  # about 10 analysed frames per second
+    step = default.options["step"]
+    assert step == 2 and len(default) == 12 and len(default.changes) < 12  # so no change is merged across
+    starts = [first for first, _ in default.spans]
+    assert all(any(0 <= s - cut < step for s in starts) for cut in cuts)  # at the first analysed frame after each cut
 
 
 def test_times_are_span_centres(tmp_path):

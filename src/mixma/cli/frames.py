@@ -59,7 +59,7 @@ def frames(
     change_threshold: float = typer.Option(None, help=f"Least change score (0-255; a pixel scores its largest YCbCr channel difference) that can count as a sudden change. [default: {_DEFAULTS.change_threshold:g}]", rich_help_panel=MIXED),
     change_ratio: float = typer.Option(None, help=f"How many times the recent median score a sudden change must reach. [default: {_DEFAULTS.change_ratio:g}]", rich_help_panel=MIXED),
     max_action_sec: float = typer.Option(None, help=f"Longest span, in seconds, a segment starts with; longer ones form only when T forces it. [default: {_DEFAULTS.max_action_sec:g}]", rich_help_panel=MIXED),
-    step: int = typer.Option(None, min=1, help=f"Analyse every STEP-th frame. [default: {_DEFAULTS.step}]", rich_help_panel=MIXED),
+    step: int = typer.Option(None, min=1, help="Analyse every STEP-th frame. [default: about 10 frames per second]", rich_help_panel=MIXED),
     alpha: float = typer.Option(None, help=f"ema: weight of the newest frame; 0.5 reproduces the MixMA-LMM fork. [default: {_DEFAULTS.alpha:g}]", rich_help_panel=MIXED),
     instances: int = typer.Option(None, min=1, help=f"strobe: how many moments are pasted onto the background. [default: {_DEFAULTS.instances}]", rich_help_panel=MIXED),
     fg_threshold: float = typer.Option(None, help=f"strobe: difference from the background (0-255) that counts as moving foreground. [default: {_DEFAULTS.fg_threshold:g}]", rich_help_panel=MIXED),

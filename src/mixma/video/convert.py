@@ -114,3 +114,12 @@ def to_thumbnail(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
         return out
     planar = frame.to_ndarray(format="yuvj444p", width=width, height=height, interpolation="AREA")
     return np.ascontiguousarray(np.moveaxis(planar, 0, -1))
+
+
+def thumbnail_from_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A small full-range YCrCb image `uint8 [height, width, 3]` from an RGB image.
+
+    Cheaper than `to_thumbnail` when the RGB image is already small (the planes of the decoded
+    frame are then not read again).
+    """
+    return cv2.cvtColor(resize_plane(rgb, width, height), cv2.COLOR_RGB2YCrCb)

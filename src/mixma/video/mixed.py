@@ -24,7 +24,9 @@ and fixes its semantics (see `research/malmm.md` §6):
 
 How the segments are found
 --------------------------
-Every `step`-th frame is analysed. Analysed frames are grouped into short *atoms*: an atom ends at
+Every `step`-th frame is analysed (by default about 10 per second; frames in between are not
+converted, and those no other frame references are not even decoded). Decoding runs a few frames
+ahead in a background thread, overlapping the composition. Analysed frames are grouped into short *atoms*: an atom ends at
 a sudden change or when it reaches a length cap (at most `max_action_sec`, and short enough that
 there are at least `4 * num_frames` atoms). Atoms are kept in a buffer of `2 * num_frames`
 segments, each with a thumbnail sum and a compositor state that can be merged. Whenever the buffer
@@ -57,11 +59,13 @@ from tqdm.auto import tqdm
 
 from mixma.errors import VideoError
 from mixma.video.compose import EmaCompositor, MeanCompositor, StrobeCompositor
-from mixma.video.convert import Size, output_size
+from mixma.video.convert import Size, output_size, thumbnail_from_rgb
 from mixma.video.reader import VideoReader
 
 THUMBNAIL = 32  # side of the square YCbCr thumbnail used for change scores and similarity
 RECENT = 8  # analysed frames whose median score is the baseline for a sudden change
+ANALYSIS_FPS = 10.0  # default analysis rate: plenty for segments, and a 3-frame event at 30 fps still shows
+PREFETCH = 8  # frames decoded ahead, in a background thread, while one is composed
 NOISE_FLOOR = 2.0  # segment distances below this many levels are compression noise
 
 
@@ -73,7 +77,7 @@ class MixedConfig:
     change_threshold: float = 12.0  # least change score (0..255 levels) that can be sudden
     change_ratio: float = 3.0  # ... and how far it must exceed the recent median score
     max_action_sec: float = 5.0  # longest span a segment starts with, in seconds
-    step: int = 1  # analyse every step-th frame (lowered automatically for short videos)
+    step: int | None = None  # analyse every step-th frame; None: about ANALYSIS_FPS frames per second
     alpha: float = 0.5  # ema: weight of the newest frame (0.5 = the fork's addWeighted)
     instances: int = 4  # strobe: frames whose moving foreground is pasted
     fg_threshold: float = 30.0  # strobe: difference from the background that counts as foreground
@@ -82,7 +86,7 @@ class MixedConfig:
     def __post_init__(self):
         if self.mode not in ("mean", "ema", "strobe"):
             raise ValueError(f"mode must be one of mean, ema, strobe; got {self.mode!r}")
-        if self.step < 1:
+        if self.step is not None and self.step < 1:
             raise ValueError(f"step must be >= 1, got {self.step}")
         if self.max_action_sec <= 0:
             raise ValueError(f"max_action_sec must be positive, got {self.max_action_sec}")
@@ -223,7 +227,8 @@ def mixed_sample(
     """
     stop = video.num_frames if stop is None else stop
     n = stop - first
-    step = max(1, min(config.step, n // num_frames))  # keep at least num_frames analysed frames
+    step = config.step if config.step is not None else max(1, round(video.fps / ANALYSIS_FPS))
+    step = max(1, min(step, n // num_frames))  # keep at least num_frames analysed frames
     analysed = math.ceil(n / step)
     max_action = max(1, round(config.max_action_sec * video.fps / step))
     atom_len = max(1, min(max_action, analysed // (4 * num_frames)))
@@ -233,8 +238,11 @@ def mixed_sample(
     last_index = -1
     bar = tqdm(total=analysed, desc="mixed", unit="frame", disable=not progress, leave=False)
     with bar:
-        for decoded in video.stream(step=step, start=first, stop=stop):
-            segmenter.add(decoded.index, decoded.thumbnail((THUMBNAIL, THUMBNAIL)), decoded.rgb((height, width)), atom_len)
+        small = width * height <= 512 * 512  # thumbnails from the small output; else from the planes
+        for decoded in video.stream(step=step, start=first, stop=stop, prefetch=PREFETCH):
+            image = decoded.rgb((height, width))
+            thumb = thumbnail_from_rgb(image, THUMBNAIL, THUMBNAIL) if small else decoded.thumbnail((THUMBNAIL, THUMBNAIL))
+            segmenter.add(decoded.index, thumb, image, atom_len)
             last_index = decoded.index
             bar.update()
     segments = segmenter.finish()

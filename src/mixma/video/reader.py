@@ -26,6 +26,8 @@ frames packet by packet). `frame_threads=True` turns it on for many-core machine
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -300,10 +302,16 @@ class VideoReader:
                 bar.update()
         return out
 
-    def stream(self, step: int = 1, start: int = 0, stop: int | None = None) -> Iterator[DecodedFrame]:
+    def stream(self, step: int = 1, start: int = 0, stop: int | None = None, *, prefetch: int = 0) -> Iterator[DecodedFrame]:
         """Frames `start, start + step, ...` below `stop`, decoded in one forward pass.
 
         A damaged or truncated file yields the frames that decode and then ends.
+
+        Args:
+            prefetch: decode up to this many frames ahead in a background thread, so decoding
+                overlaps whatever the caller does with each frame (FFmpeg and OpenCV release the
+                GIL). Do not call other methods of this reader until the stream is exhausted or
+                closed.
         """
         if step < 1:
             raise ValueError(f"step must be >= 1, got {step}")
@@ -311,11 +319,15 @@ class VideoReader:
         if start >= stop:
             return
         wanted = None if step == 1 or self._pts is None else set(self._pts[start:stop:step].tolist())
-        for index, frame in self._frames_from(start, wanted):
-            if index >= stop:
-                break
-            if index >= start and (index - start) % step == 0:
-                yield DecodedFrame(index, float(self._times[index]), frame)
+
+        def frames() -> Iterator[DecodedFrame]:
+            for index, frame in self._frames_from(start, wanted):
+                if index >= stop:
+                    break
+                if index >= start and (index - start) % step == 0:
+                    yield DecodedFrame(index, float(self._times[index]), frame)
+
+        yield from (_prefetched(frames(), prefetch) if prefetch > 0 else frames())
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -331,6 +343,47 @@ class VideoReader:
     def __repr__(self) -> str:
         i = self.info
         return f"VideoReader({i.path!r}, {i.num_frames} frames, {i.width}x{i.height}, {i.fps:.3g} fps)"
+
+
+def _prefetched(items: Iterator, depth: int) -> Iterator:
+    """`items`, produced by a background thread up to `depth` ahead; errors are re-raised here."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stopping = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stopping.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stopping.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as exc:  # handed to the consumer
+            buffer.put(exc)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:  # the consumer stopped early or failed: let the producer finish before the reader is used again
+        stopping.set()
+        while worker.is_alive():
+            try:
+                buffer.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
