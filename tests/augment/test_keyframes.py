@@ -149,16 +149,18 @@ def test_the_video_is_streamed_once_and_only_keyframes_decoded(cut_video, monkey
 
 def test_mixed_spans_are_the_shots(cut_video):
     shots = list(zip(SHOT_STARTS, [c - 1 for c in CUTS] + [NUM_FRAMES - 1]))
-    centre = extract_keyframes(cut_video, KeyframeConfig(method="mixed", num_keyframes=6, frame_size=None))
+    # step=1: every frame analysed, so each cut is found at its exact frame
+    centre = extract_keyframes(cut_video, KeyframeConfig(method="mixed", num_keyframes=6, step=1, frame_size=None))
     assert centre.spans == shots
     assert centre.indices.tolist() == [(a + b) // 2 for a, b in shots]
     with VideoReader(cut_video) as video:
         np.testing.assert_array_equal(centre.frames, video.read(centre.indices))
     composite = extract_keyframes(cut_video, KeyframeConfig(method="mixed", mixed_frame="composite", num_keyframes=6,
-                                                            frame_size=None))
+                                                            step=1, frame_size=None))
     assert composite.spans == shots and composite.frames.shape == centre.frames.shape
     assert not np.array_equal(composite.frames, centre.frames)  # a long exposure of the drifting stripes
-    clipped = extract_keyframes(cut_video, KeyframeConfig(method="mixed", num_keyframes=4, frame_size=32), clip=(2.0, 7.0))
+    clipped = extract_keyframes(cut_video, KeyframeConfig(method="mixed", num_keyframes=4, step=1, frame_size=32),
+                                clip=(2.0, 7.0))
     assert clipped.spans == [(50, 80), (81, 129), (130, 161), (162, 174)]  # frames 50-174, split at the cuts
 
 
@@ -173,3 +175,10 @@ def test_bad_videos_and_options(tmp_path):
         KeyframeConfig(method="peaks")
     with pytest.raises(ValueError, match="num_keyframes"):
         KeyframeConfig(num_keyframes=0)
+
+
+def test_mixed_default_step_finds_each_cut_within_one_analysed_frame(cut_video):
+    # 25 fps: MixedConfig analyses every 2nd frame, so a cut is seen at the next analysed frame
+    keyframes = extract_keyframes(cut_video, KeyframeConfig(method="mixed", num_keyframes=6, frame_size=32))
+    assert keyframes.changes == [c + c % 2 for c in CUTS]
+    assert [a for a, _ in keyframes.spans] == [0, *(c + c % 2 for c in CUTS)]

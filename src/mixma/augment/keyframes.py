@@ -55,7 +55,7 @@ class KeyframeConfig:
     # -- diff --
     thumbnail: int = 64  # shorter side of the thumbnails that are compared
     blur_sigma: float = 1.0  # Gaussian blur of the thumbnails (pixels), against noise and grain
-    step: int = 1  # analyse every step-th frame
+    step: int | None = None  # analyse every step-th frame; None: diff 1, mixed MixedConfig's (~10 per second)
     threshold: float = 0.1  # a peak reaches this fraction of the detrended score range (MAMA: 0.1)
     min_change: float = 3.0  # ... and this many levels (0..255) above the baseline
     min_distance_sec: float = 0.5  # peaks closer than this keep only the higher one
@@ -71,7 +71,7 @@ class KeyframeConfig:
             raise ValueError(f"mixed_frame must be one of {', '.join(MIXED_FRAMES)}, got {self.mixed_frame!r}")
         if self.num_keyframes < 1:
             raise ValueError(f"num_keyframes must be at least 1, got {self.num_keyframes}")
-        if self.step < 1 or self.thumbnail < 8:
+        if (self.step is not None and self.step < 1) or self.thumbnail < 8:
             raise ValueError("step must be >= 1 and thumbnail >= 8")
         if not 0 <= self.threshold <= 1:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
@@ -280,11 +280,12 @@ def extract_keyframes(
 
 def _diff(video: VideoReader, config: KeyframeConfig, clip, progress: bool) -> Keyframes:
     first, stop = clip_range(video, clip)
+    step = config.step or 1
     indices, scores = change_scores(
-        video, thumbnail=config.thumbnail, blur_sigma=config.blur_sigma, step=config.step,
+        video, thumbnail=config.thumbnail, blur_sigma=config.blur_sigma, step=step,
         start=first, stop=stop, progress=progress,
     )
-    per_second = video.fps / config.step  # analysed frames per second
+    per_second = video.fps / step  # analysed frames per second
     detrended = scores - running_median(scores, round(config.baseline_sec * per_second))
     detrended[0] = 0.0  # the first frame has no previous one to differ from
     peaks = indices[pick_peaks(
@@ -306,7 +307,7 @@ def _diff(video: VideoReader, config: KeyframeConfig, clip, progress: bool) -> K
 def _mixed(video: VideoReader, config: KeyframeConfig, clip, progress: bool) -> Keyframes:
     sample = sample_frames(
         video, config.num_keyframes, "mixed", size=config.frame_size, clip=clip, progress=progress,
-        mode=config.mixed_mode,
+        mode=config.mixed_mode, **({} if config.step is None else {"step": config.step}),
     )
     centres = np.asarray([(a + b) // 2 for a, b in sample.spans], dtype=np.int64)
     if config.mixed_frame == "composite":
