@@ -44,6 +44,8 @@ class ModelSection:
     memory_bank_length: int = 10  # M; 0 turns memory off (all frames' tokens go to the LLM)
     train_vision: bool = False  # MA-LMM keeps the vision encoder frozen
     train_llm: bool = False  # ... and the LLM; a from-scratch model needs both trained
+    memory_gradients: bool = False  # backpropagate through every frame and the memory (MA-LMM: only
+    # the last frame; fine with a frozen pretrained encoder, too little for one trained from scratch)
 
 
 @dataclass
@@ -230,7 +232,7 @@ def train_malmm(config: MALMMTrainConfig, *, resume: bool = False, progress: boo
 
         def loss(batch, step, lr):
             batch.pop("index")
-            return model(**batch).loss
+            return model(**batch, memory_gradients=config.model.memory_gradients).loss
 
         def evaluate():
             metrics, _ = evaluate_malmm(model, processor, eval_samples, data, config.generate,

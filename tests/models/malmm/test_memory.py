@@ -90,3 +90,9 @@ def test_half_precision_counts_stay_exact_and_merges_do_not_overflow(dtype):
         bank = bank.append(torch.full((1, 2, 4), 100.0, dtype=dtype), max_length=2)
     assert bank.sizes.dtype == torch.float32 and bank.sizes.sum().item() == 2 * 3000
     assert torch.isfinite(bank.values).all() and torch.allclose(bank.values.float(), torch.tensor(100.0))
+
+
+def test_compression_is_differentiable():
+    bank = torch.randn(2, 4, 3, 5, dtype=torch.float64, requires_grad=True)
+    sizes = torch.randint(1, 4, (2, 4, 3)).double()
+    assert torch.autograd.gradcheck(lambda x: compress_memory(x, sizes)[0], (bank,))

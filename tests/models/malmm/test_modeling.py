@@ -198,3 +198,31 @@ def test_memory_state_is_a_value(instructblip_dir):
     torch.testing.assert_close(out_a, out_b, rtol=0, atol=0)
     assert isinstance(s1, MemoryState) and s1.frames_seen == 2
     assert not hasattr(model, "visual_memory_bank") and not any("memory" in n for n, _ in model.named_buffers())
+
+
+def test_memory_gradients_reach_every_frame(instructblip_dir):
+    """With memory_gradients the vision features of early frames get gradients; by default not."""
+    model = load(instructblip_dir, memory_bank_length=2).train()
+    model.freeze_for_training(train_vision=True)
+    inputs = batch(t=4)
+    labels = inputs["input_ids"].clone()
+    labels[:, : model.config.num_query_tokens] = -100
+    seen = []
+
+    def keep(module, args, output):
+        output.last_hidden_state.retain_grad() if output.last_hidden_state.requires_grad else None
+        seen.append(output.last_hidden_state)
+
+    hook = model.vision_model.register_forward_hook(keep)
+    with torch.no_grad():
+        default = model(**inputs, labels=labels).loss
+    model(**inputs, labels=labels, memory_gradients=True).loss.backward()
+    hook.remove()
+    chunk = seen[-1]  # all 4 frames went through the vision model in one chunk
+    assert chunk.grad is not None and chunk.grad.shape[0] == 2 * 4
+    per_frame = chunk.grad.view(2, 4, *chunk.shape[1:]).abs().sum((0, 2, 3))
+    assert (per_frame > 0).all()  # every frame, not just the last
+    with torch.no_grad():  # the same model value either way (only the gradient path differs)
+        torch.manual_seed(0)
+        model.eval()
+        torch.testing.assert_close(model(**inputs, labels=labels).loss, model(**inputs, labels=labels, memory_gradients=True).loss)

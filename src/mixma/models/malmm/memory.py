@@ -57,9 +57,12 @@ def compress_memory(bank: torch.Tensor, sizes: torch.Tensor) -> tuple[torch.Tens
 
     # output slot j is source slot j before k and j + 1 from k on; slot k then gets the merge
     before_k = torch.arange(n - 1, device=bank.device).view(1, n - 1, 1) < k  # [B, N-1, P]
-    out = torch.empty(b, n - 1, p, c, dtype=bank.dtype, device=bank.device)
-    for j in range(n - 1):
-        torch.where(before_k[:, j, :, None], bank[:, j], bank[:, j + 1], out=out[:, j])
+    if bank.requires_grad and torch.is_grad_enabled():  # `out=` writes cannot be differentiated
+        out = torch.where(before_k.unsqueeze(-1), bank[:, :-1], bank[:, 1:])
+    else:
+        out = torch.empty(b, n - 1, p, c, dtype=bank.dtype, device=bank.device)
+        for j in range(n - 1):
+            torch.where(before_k[:, j, :, None], bank[:, j], bank[:, j + 1], out=out[:, j])
     k_c = k.unsqueeze(-1).expand(b, 1, p, c)
     size_k, size_next = sizes.gather(1, k), sizes.gather(1, k + 1)  # [B, 1, P]
     first, second = bank.gather(1, k_c).to(compute), bank.gather(1, k_c + 1).to(compute)  # [B, 1, P, C]
@@ -77,9 +80,9 @@ class Bank:
     sizes: torch.Tensor
 
     @classmethod
-    def of(cls, x: torch.Tensor) -> Bank:
-        """A one-slot bank holding `x [B, P, C]`, detached (memory never carries gradients)."""
-        x = x.detach().unsqueeze(1)
+    def of(cls, x: torch.Tensor, detach: bool = True) -> Bank:
+        """A one-slot bank holding `x [B, P, C]`, detached unless asked (MA-LMM detaches memory)."""
+        x = (x.detach() if detach else x).unsqueeze(1)
         return cls(x, torch.ones(x.shape[:3], dtype=torch.float32, device=x.device))  # counts stay exact
 
     def __len__(self) -> int:
@@ -89,9 +92,9 @@ class Bank:
         """`[B, m * P, C]`: every slot's tokens in one sequence (keys/values for attention)."""
         return self.values.flatten(1, 2)
 
-    def append(self, x: torch.Tensor, max_length: int) -> Bank:
+    def append(self, x: torch.Tensor, max_length: int, detach: bool = True) -> Bank:
         """Add `x [B, P, C]` as a new slot, then compress back to `max_length` slots if needed."""
-        new = Bank.of(x)
+        new = Bank.of(x, detach)
         bank = Bank(torch.cat([self.values, new.values], 1), torch.cat([self.sizes, new.sizes], 1))
         while len(bank) > max_length:
             bank = Bank(*compress_memory(bank.values, bank.sizes))
@@ -113,12 +116,17 @@ class MemoryState:
     queries: tuple[Bank, ...] | None = None
     frames_seen: int = 0
 
-    def remember(self, frame_features: torch.Tensor, layer_inputs: list[torch.Tensor], max_length: int) -> MemoryState:
-        """The state after one more frame: each bank gains a slot and is compressed if too long."""
+    def remember(self, frame_features: torch.Tensor, layer_inputs: list[torch.Tensor], max_length: int,
+                 detach: bool = True) -> MemoryState:
+        """The state after one more frame: each bank gains a slot and is compressed if too long.
+
+        `detach=False` keeps the autograd graph through memory (see `MALMM.get_video_features`).
+        """
         if self.visual is None:
-            return MemoryState(Bank.of(frame_features), tuple(Bank.of(h) for h in layer_inputs), self.frames_seen + 1)
+            return MemoryState(Bank.of(frame_features, detach), tuple(Bank.of(h, detach) for h in layer_inputs),
+                               self.frames_seen + 1)
         return MemoryState(
-            self.visual.append(frame_features, max_length),
-            tuple(bank.append(h, max_length) for bank, h in zip(self.queries, layer_inputs)),
+            self.visual.append(frame_features, max_length, detach),
+            tuple(bank.append(h, max_length, detach) for bank, h in zip(self.queries, layer_inputs)),
             self.frames_seen + 1,
         )

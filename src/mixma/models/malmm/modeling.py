@@ -173,6 +173,7 @@ class MALMM(InstructBlipForConditionalGeneration):
         qformer_attention_mask: torch.Tensor | None = None,
         memory: MemoryState | None = None,
         total_frames: int | None = None,
+        detach_memory: bool = True,
     ) -> tuple[torch.Tensor, MemoryState]:
         """Stream frames through the memory-augmented Q-Former.
 
@@ -182,6 +183,8 @@ class MALMM(InstructBlipForConditionalGeneration):
             memory: the state returned by the previous call; None for a new video.
             total_frames: the video's length, if known (spreads long videos over the temporal
                 table; see the module docstring).
+            detach_memory: store detached features in memory, as MA-LMM does (False keeps the
+                graph, for `memory_gradients` training).
 
         Returns:
             The last frame's query outputs `[B, Nq, D_qformer]` and the new memory state.
@@ -196,16 +199,20 @@ class MALMM(InstructBlipForConditionalGeneration):
             features = self._frame_features(chunk, memory.frames_seen, total_frames)  # [B, k, P, C]
             for i in range(features.shape[1]):
                 output, layer_inputs = self._qformer_step(features[:, i], qformer_input_ids, qformer_attention_mask, memory)
-                memory = memory.remember(features[:, i], layer_inputs, max_length)
+                memory = memory.remember(features[:, i], layer_inputs, max_length, detach_memory)
         return output, memory
 
     def get_video_features(
-        self, pixel_values: torch.Tensor, qformer_input_ids: torch.Tensor, qformer_attention_mask: torch.Tensor | None = None
+        self, pixel_values: torch.Tensor, qformer_input_ids: torch.Tensor, qformer_attention_mask: torch.Tensor | None = None,
+        memory_gradients: bool = False,
     ) -> torch.Tensor:
         """The visual tokens for the LLM: `[B, Nq, D_llm]` (`[B, T*Nq, D_llm]` with memory off).
 
         Frames before the last run without gradients: their outputs reach the loss only through
-        memory, which is detached (as in MA-LMM), so training memory does not grow with T.
+        memory, which is detached (as in MA-LMM), so training memory does not grow with T. That
+        suits MA-LMM's frozen, pretrained vision encoder. A vision encoder trained from scratch
+        then learns from the last frame only; `memory_gradients=True` keeps the graph through
+        every frame and the memory instead (training memory then grows with T).
         """
         if pixel_values.dim() != 5:
             raise ValueError(f"pixel_values must be [B, T, 3, H, W], got {tuple(pixel_values.shape)}")
@@ -214,6 +221,9 @@ class MALMM(InstructBlipForConditionalGeneration):
             qformer_attention_mask = torch.ones_like(qformer_input_ids)
         if self.config.memory_bank_length == 0:
             return self._features_without_memory(pixel_values, qformer_input_ids, qformer_attention_mask)
+        if memory_gradients:
+            output, _ = self.encode_frames(pixel_values, qformer_input_ids, qformer_attention_mask, None, t, detach_memory=False)
+            return self.language_projection(output)
         memory = None
         if t > 1:
             with torch.no_grad():
@@ -254,12 +264,16 @@ class MALMM(InstructBlipForConditionalGeneration):
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        memory_gradients: bool = False,
         **kwargs,
     ) -> MALMMOutput:
-        """Language-model logits (and the loss, given `labels` with -100 on ignored positions)."""
+        """Language-model logits (and the loss, given `labels` with -100 on ignored positions).
+
+        `memory_gradients`: see `get_video_features`.
+        """
         if not self.config.use_decoder_only_language_model:
             raise NotImplementedError("MA-LMM here supports decoder-only language models")
-        features = self.get_video_features(pixel_values, qformer_input_ids, qformer_attention_mask)
+        features = self.get_video_features(pixel_values, qformer_input_ids, qformer_attention_mask, memory_gradients)
         inputs_embeds = self._merge_visual_tokens(input_ids, inputs_embeds, features)
         if attention_mask is None:
             attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
