@@ -137,7 +137,18 @@ def test_splits_follow_fractions():
     assert set(split_of_each(SyntheticConfig(videos=5))) == {"train", "val", "test", "meta"}
 
 
-@pytest.mark.parametrize("kwargs", [{"videos": 0}, {"frames": 10}, {"size": 31}, {"wrong_fraction": 1.5}, {"split_fractions": (0.5, 0.5, 0.5, 0)}])
+@pytest.mark.parametrize("radius", [(0.11, 0.14), (0.2, 0.25), (0.05, 0.05)])
+def test_shapes_have_the_asked_radius_and_stay_inside_the_frame(radius):
+    config = SyntheticConfig(size=128, object_radius=radius)
+    for i in range(100):
+        for e in plan_video("x", i, config).events:
+            assert round(128 * radius[0]) <= e.radius <= round(128 * radius[1])
+            assert e.radius <= min(e.x, e.y, 128 - e.x, 128 - e.y)
+
+
+@pytest.mark.parametrize("kwargs", [{"videos": 0}, {"frames": 10}, {"size": 31}, {"wrong_fraction": 1.5},
+                                    {"split_fractions": (0.5, 0.5, 0.5, 0)}, {"object_radius": (0.2, 0.1)},
+                                    {"object_radius": (0.1, 0.3)}])
 def test_bad_config(kwargs):
     with pytest.raises(ValueError):
         SyntheticConfig(**kwargs)

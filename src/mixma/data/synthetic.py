@@ -73,6 +73,7 @@ class SyntheticConfig:
     seed: int = 0
     wrong_fraction: float = 0.3  # chance that an augmented caption describes something else
     augmented_per_video: int = 3
+    object_radius: tuple[float, float] = (0.11, 0.14)  # event shapes' radius, as a fraction of the frame
     split_fractions: tuple[float, float, float, float] = (0.7, 0.1, 0.1, 0.1)  # train, val, test, meta
 
     def __post_init__(self):
@@ -82,6 +83,8 @@ class SyntheticConfig:
             raise ValueError("frames must be >= 80 (room for up to four events 12 frames apart)")
         if self.size < 32 or self.size % 2:
             raise ValueError("size must be an even number >= 32")
+        if not 0.03 <= self.object_radius[0] <= self.object_radius[1] <= 0.25:
+            raise ValueError("object_radius must be an increasing pair within [0.03, 0.25]")
         if not 0 <= self.wrong_fraction <= 1:
             raise ValueError("wrong_fraction must be in [0, 1]")
         if len(self.split_fractions) != 4 or abs(sum(self.split_fractions) - 1) > 1e-6 or min(self.split_fractions) < 0:
@@ -182,10 +185,10 @@ def plan_video(video_id: str, seed: int, config: SyntheticConfig) -> VideoPlan:
     kinds = [(colour, shape)] * count + ([other] if other else [])
     rng.shuffle(kinds)
     times = _event_times(rng, len(kinds), config.frames, starts[1:])
-    margin = int(size * 0.2)
+    margin = int(size * (config.object_radius[1] + 0.06))  # shapes stay inside the frame
     events = tuple(
         Event(k[1], k[0], s, length, int(rng.integers(margin, size - margin)), int(rng.integers(margin, size - margin)),
-              int(round(size * rng.uniform(0.11, 0.14))))
+              int(round(size * rng.uniform(*config.object_radius))))
         for k, (s, length) in zip(kinds, times)
     )
     speed = size / 128
