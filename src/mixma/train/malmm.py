@@ -198,9 +198,8 @@ def build_model(config: MALMMTrainConfig, train_samples: list[Sample], out: Path
         processor = MALMMProcessor.from_pretrained(config.model.init)
     else:
         texts = [s.prompt for s in train_samples] + [s.target for s in train_samples]
-        small = SmallConfig(**{**vars(config.model.small), "memory_bank_length": config.model.memory_bank_length,
-                               "image_size": config.data.image_size})
-        model, processor = build_small_malmm(texts, small)
+        model, processor = build_small_malmm(texts, config.model.small, image_size=config.data.image_size,
+                                             memory_bank_length=config.model.memory_bank_length)
         if info.is_main:
             save_model_folder(out / "base", model, processor)
     model.freeze_for_training(config.model.train_vision, config.model.train_llm)

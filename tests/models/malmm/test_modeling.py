@@ -226,3 +226,23 @@ def test_memory_gradients_reach_every_frame(instructblip_dir):
         torch.manual_seed(0)
         model.eval()
         torch.testing.assert_close(model(**inputs, labels=labels).loss, model(**inputs, labels=labels, memory_gradients=True).loss)
+
+
+def test_a_model_built_from_scratch_has_distinct_query_tokens(instructblip_dir):
+    """transformers zeroes the query tokens; from scratch, identical queries receive identical
+    gradients and stay identical forever, so MA-LMM draws them N(0, 0.02) as LAVIS does."""
+    from tests.models.malmm.conftest import tiny_instructblip_config
+    from mixma.models.malmm import MALMMConfig
+
+    torch.manual_seed(0)
+    model = MALMM(MALMMConfig(**tiny_instructblip_config().to_dict(), memory_bank_length=2))
+    tokens = model.query_tokens[0]
+    assert 0.01 < tokens.std().item() < 0.03
+    assert torch.cdist(tokens, tokens).add(torch.eye(len(tokens))).min() > 0  # no two queries alike
+    inputs = batch(t=2)
+    with torch.no_grad():
+        queries, _ = model.encode_frames(inputs["pixel_values"], inputs["qformer_input_ids"], inputs["qformer_attention_mask"])
+    assert not torch.allclose(queries[:, 0], queries[:, 1])  # so the LLM sees different tokens
+    loaded = load(instructblip_dir)  # a checkpoint's own tokens are kept, not redrawn
+    saved = InstructBlipForConditionalGeneration.from_pretrained(instructblip_dir).query_tokens
+    assert torch.equal(loaded.query_tokens, saved)

@@ -99,8 +99,13 @@ class MALMM(InstructBlipForConditionalGeneration):
     def _init_weights(self, module):
         if module is getattr(self, "temporal_embedding", None):
             nn.init.zeros_(module.weight)
-        else:
-            super()._init_weights(module)
+            return
+        super()._init_weights(module)
+        if module is self:
+            # transformers zeroes the query tokens (a checkpoint always overwrites them); from
+            # scratch, identical queries would get identical gradients and never become different,
+            # so draw them as LAVIS does
+            nn.init.normal_(self.query_tokens, std=self.config.qformer_config.initializer_range)
 
     # -- training setup --------------------------------------------------------------------------
 

@@ -25,9 +25,9 @@ _WORD = re.compile(r"\w+|[^\w\s]+")  # how the `Whitespace` pre-tokenizer splits
 
 @dataclass(frozen=True)
 class SmallConfig:
-    """Sizes of a from-scratch MA-LMM; every default lives here."""
+    """Sizes of a from-scratch MA-LMM; every default lives here. The input size and the memory
+    length are not sizes of the network: they are arguments of `build_small_malmm`."""
 
-    image_size: int = 64
     patch_size: int = 8
     vision_hidden: int = 96
     vision_layers: int = 2
@@ -37,8 +37,7 @@ class SmallConfig:
     llm_layers: int = 2
     heads: int = 4
     num_query_tokens: int = 8
-    memory_bank_length: int = 10
-    max_num_frames: int = 120
+    max_num_frames: int = 120  # rows of the temporal position embedding
 
 
 def word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
@@ -55,15 +54,19 @@ def word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     )
 
 
-def build_small_malmm(texts: Iterable[str], config: SmallConfig = SmallConfig()) -> tuple[MALMM, MALMMProcessor]:
-    """A random MA-LMM sized by `config`, with a tokenizer covering `texts` (prompts and answers)."""
+def build_small_malmm(
+    texts: Iterable[str], config: SmallConfig = SmallConfig(), *, image_size: int, memory_bank_length: int,
+) -> tuple[MALMM, MALMMProcessor]:
+    """A random MA-LMM sized by `config` for `image_size`-pixel square frames, with a tokenizer
+    covering `texts` (prompts and answers); `memory_bank_length=0` turns memory off."""
     tokenizer = word_tokenizer(texts)
     vocab = len(tokenizer)
     model_config = MALMMConfig(
         vision_config=InstructBlipVisionConfig(
             hidden_size=config.vision_hidden, intermediate_size=4 * config.vision_hidden,
             num_hidden_layers=config.vision_layers, num_attention_heads=config.heads,
-            image_size=config.image_size, patch_size=config.patch_size,
+            image_size=image_size, patch_size=config.patch_size,
+            initializer_range=0.02,  # InstructBLIP's default, 1e-10, is for loading: from scratch it is a dead encoder
         ).to_dict(),
         qformer_config=InstructBlipQFormerConfig(
             hidden_size=config.qformer_hidden, intermediate_size=4 * config.qformer_hidden,
@@ -80,7 +83,7 @@ def build_small_malmm(texts: Iterable[str], config: SmallConfig = SmallConfig())
         ).to_dict(),
         num_query_tokens=config.num_query_tokens,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        memory_bank_length=config.memory_bank_length,
+        memory_bank_length=memory_bank_length,
         max_num_frames=config.max_num_frames,
     )
     model = MALMM(model_config)
