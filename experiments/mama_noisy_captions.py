@@ -4,7 +4,7 @@ The synthetic benchmark is made with 40% of its augmented captions wrong (`--wro
 training pairs each video with one of its augmented captions (`data.captions=augmented`), so 40%
 of training pairs are wrong, while the `meta` split is clean. Each method trains the same dual
 encoder (a small CLIP vision tower from scratch, the pretrained MiniLM text tower) for the same
-number of steps, for several seeds, and is scored on the test split against the clean reference
+number of steps (configs/mama_synthetic.yaml), for several seeds, and is scored on the test split against the clean reference
 captions: R@1 and R@5 in both directions, mean ± standard deviation over seeds.
 
     python experiments/mama_noisy_captions.py --bench bench-noisy --out runs/mama-noisy [--seeds 0 1 2]
@@ -21,18 +21,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 METHODS = {
     "InfoNCE": ["loss.margin=0.0", "loss.weighting=none"],
     "angular margin": ["loss.margin=0.1", "loss.weighting=none"],
     "angular margin + meta-weighting": ["loss.margin=0.1", "loss.weighting=meta"],
 }
-SHARED = [
-    "data.captions=augmented", "data.num_frames=8", "data.train_strategy=mixed", "data.eval_strategy=mixed",
-    "data.mixed={step: 1}", "data.image_size=64", "model.small_vision.hidden=64", "model.freeze_text=true",
-    "model.projection_dim=128", "run.batch_size=32", "run.eval_batch_size=32", "optim.lr=5e-4",
-    "optim.warmup_steps=20", "optim.weight_decay=0.05", "loss.init_scale=20", "loss.meta_batch_size=32",
-    "loss.meta.normalize=mean", "run.threads=1",
-]
 KEYS = ["t2v/R@1", "t2v/R@5", "v2t/R@1", "v2t/R@5"]
 
 
@@ -40,16 +35,18 @@ def run(method: str, seed: int, args) -> dict:
     folder = args.out / f"{method.replace(' ', '_').replace('+', 'plus')}-seed{seed}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     mixma = [sys.executable, "-m", "mixma"]
-    overrides = [f"data.root={args.bench}", f"run.epochs={args.epochs}", f"run.eval_every={args.epochs}",
-                 f"run.seed={seed}", *SHARED, *METHODS[method]]
+    epochs = [f"run.epochs={args.epochs}", f"run.eval_every={args.epochs}"] if args.epochs else []
+    overrides = [f"data.root={args.bench}", *epochs, f"run.seed={seed}", "run.threads=1", *METHODS[method]]
     if not (folder / "summary.json").exists():
-        subprocess.run([*mixma, "train", "mama", "-o", str(folder), *sum((["--set", o] for o in overrides), [])],
-                       check=True, env=env, stderr=subprocess.DEVNULL)
+        resume = ["--resume"] if (folder / "checkpoints" / "latest").exists() else []  # an interrupted run goes on
+        subprocess.run([*mixma, "train", "mama", str(ROOT / "configs/mama_synthetic.yaml"), "-o", str(folder), *resume,
+                        *sum((["--set", o] for o in overrides), [])], check=True, env=env, stderr=subprocess.DEVNULL)
     out = subprocess.run([*mixma, "eval", str(folder), "--split", "test"], check=True, env=env, capture_output=True, text=True)
     metrics = json.loads(out.stdout)
-    seconds = json.loads((folder / "summary.json").read_text())["seconds"]
+    summary = json.loads((folder / "summary.json").read_text())
+    seconds = summary["seconds"]
     print(f"{method} seed {seed}: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in KEYS) + f" ({seconds:.0f} s)", flush=True)
-    return {"method": method, "seed": seed, "seconds": seconds, **{k: metrics[k] for k in KEYS}}
+    return {"method": method, "seed": seed, "seconds": seconds, "steps": summary["steps"], **{k: metrics[k] for k in KEYS}}
 
 
 def main() -> None:
@@ -57,7 +54,7 @@ def main() -> None:
     parser.add_argument("--bench", required=True)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, help="default: the config's")
     parser.add_argument("--parallel", type=int, default=2)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +62,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.parallel) as pool:
         results = list(pool.map(lambda job: run(*job, args), jobs))
     lines = [
-        f"Test split, {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), {args.epochs} epochs each; "
+        f"Test split, {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), {results[0]['steps']} steps each; "
         "40% of training captions wrong; mean ± std (%).",
         "",
         "| method | " + " | ".join(KEYS) + " | train time |",
