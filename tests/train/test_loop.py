@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,26 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     fit(resumed, *settings(tmp_path / "b"), "cfg", Distributed(), resume=True, progress=False)
     for key, value in weights(straight).items():
         torch.testing.assert_close(weights(resumed)[key], value, rtol=0, atol=0)
+
+
+def test_evaluating_does_not_change_training(tmp_path):
+    """Evaluation that draws random numbers (sampling, a random subset) must not shift the
+    training run's random stream: how often a run evaluates cannot change what it learns."""
+    plain = make_job()
+    fit(plain, *settings(tmp_path / "plain"), "cfg", Distributed(), progress=False)
+    evaluated = make_job(evaluate=True)
+    score = evaluated.evaluate
+
+    def greedy_evaluation():
+        torch.rand(3), np.random.rand(3), random.random()  # every global stream
+        return score()
+
+    evaluated.evaluate = greedy_evaluation
+    optim, run = settings(tmp_path / "evaluated", eval_every=1)
+    fit(evaluated, optim, run, "cfg", Distributed(), progress=False)
+    assert (tmp_path / "evaluated" / "metrics.jsonl").read_text().count('"eval"') == 3  # once per epoch
+    for key, value in weights(plain).items():
+        torch.testing.assert_close(weights(evaluated)[key], value, rtol=0, atol=0)
 
 
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path):

@@ -11,7 +11,8 @@ does the rest:
   over `accumulate` micro-batches, optional clipping and mixed precision;
 - several processes (torchrun): parameters broadcast from rank 0, gradients averaged after every
   backward pass (`mixma.train.distributed`);
-- evaluation on rank 0 every `eval_every` epochs; the best checkpoint by `job.metric` is kept;
+- evaluation on rank 0 every `eval_every` epochs, with the random streams saved and restored around
+  it (how often a run evaluates never changes what it learns); the best checkpoint by `job.metric` is kept;
 - checkpoints (`mixma.train.checkpoint`) every `checkpoint_every` steps or each epoch, and when
   stopping early; `resume=True` continues from the latest one.
 """
@@ -176,8 +177,10 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
         metrics = None
         if info.is_main:
             job.model.eval()
+            rng = ckpt.rng_state()  # evaluating must not shift training's random streams
             with torch.no_grad():
                 metrics = job.evaluate()
+            ckpt.restore_rng(rng)
             job.model.train()
             entry = {"epoch": epoch, "step": step, "eval": metrics}
             history.append(entry)
