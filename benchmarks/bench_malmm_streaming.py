@@ -1,7 +1,7 @@
 """MA-LMM streaming inference: peak memory and time against T, versus all frames at once.
 
-A tiny random MA-LMM (InstructBLIP layout: ViT 64 wide, 2 layers, 64x64 images in 8x8 patches, so
-P = 65 tokens; Q-Former 64 wide, 4 layers, cross-attention every 2nd layer; LLaMA 64 wide, 2
+A tiny random MA-LMM (InstructBLIP layout: ViT 64 wide, 2 layers, 128x128 images in 8x8 patches, so
+P = 257 tokens per frame, as InstructBLIP's ViT-g/14 at 224 px; Q-Former 64 wide, 4 layers, cross-attention every 2nd layer; LLaMA 64 wide, 2
 layers; 8 query tokens), batch 1, float32, under `torch.no_grad()`, at T = 16, 64, 256, 1024.
 
 - ours: `MALMM` with `memory_bank_length = 10`, a full `model(...)` forward. The video is
@@ -19,7 +19,9 @@ untimed warm-up forward, then `--repeats` forwards, each preceded (outside its t
 `gc.collect()`, `malloc_trim(0)`, reading VmRSS and resetting VmHWM (`echo 5 >
 /proc/self/clear_refs`) and followed by reading VmHWM. "peak" is the median over the forwards of
 VmHWM minus the VmRSS just before: the extra resident memory one forward needed, as the OS sees
-it (torch CPU allocations are invisible to tracemalloc). The input frames are allocated before
+it (torch CPU allocations are invisible to tracemalloc). Workers run with
+`MALLOC_MMAP_THRESHOLD_=65536`, so every block over 64 KiB is its own mapping that goes back to the
+OS when freed, and the RSS follows live tensors instead of glibc's heap fragmentation. The input frames are allocated before
 and not counted; their size is printed. "time" is the best of the forwards; "marginal" is the
 time per frame between consecutive T, (time(T) - time(T_prev)) / (T - T_prev), which is
 constant when time is linear in T (the first 10 frames of any video are cheaper: the banks are
@@ -163,7 +165,9 @@ def worker(args) -> dict:
 def run_worker(argv: list[str], limit_mib: float) -> dict:
     """Run one configuration in a fresh process, killing it if its RSS passes the limit."""
     cmd = [sys.executable, os.path.abspath(__file__), *argv]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # A fixed mmap threshold: glibc otherwise raises it after each large free, so later large
+    # tensors come from the heap, whose fragmentation shows in the RSS peak as noise of several MiB.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MALLOC_MMAP_THRESHOLD_": "65536"}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # files: no pipe to fill
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
         high = 0.0
@@ -213,7 +217,7 @@ def main():
     parser.add_argument("--frames", type=int, nargs="+", default=[16, 64, 256, 1024])
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per configuration")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--image-size", type=int, default=64, help="pixels; patches are 8x8")
+    parser.add_argument("--image-size", type=int, default=128, help="pixels; patches are 8x8 (128: P = 257, as the real ViT)")
     parser.add_argument("--hidden", type=int, default=64, help="width of the ViT, Q-Former and LLM")
     parser.add_argument("--qformer-layers", type=int, default=4)
     parser.add_argument("--num-query-tokens", type=int, default=8)
