@@ -5,7 +5,9 @@ training pairs each video with one of its augmented captions (`data.captions=aug
 of training pairs are wrong, while the `meta` split is clean. Each method trains the same dual
 encoder (a small CLIP vision tower from scratch, the pretrained MiniLM text tower) for the same
 number of steps (configs/mama_synthetic.yaml), for several seeds, and is scored on the test split against the clean reference
-captions: R@1 and R@5 in both directions, mean ± standard deviation over seeds.
+captions: R@1 and R@5 in both directions, mean ± standard deviation over seeds. For the
+meta-weighted runs it also reports the mean weight the final weighting net gives to the training
+pairs whose caption is wrong and to those whose caption is right (the benchmark records which).
 
     python experiments/mama_noisy_captions.py --bench bench-noisy --out runs/mama-noisy [--seeds 0 1 2]
 """
@@ -31,6 +33,64 @@ METHODS = {
 KEYS = ["t2v/R@1", "t2v/R@5", "v2t/R@1", "v2t/R@5"]
 
 
+def caption_weights(folder: Path, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
+    """What the learned weighting does to the training captions the benchmark knows are wrong.
+
+    The final model embeds every training video once (eval sampling) and every augmented caption;
+    random batches of (video, one of its augmented captions) pairs, one pair per video, give each
+    pair its loss among that batch's negatives (the trained margin and scale), and the final
+    weighting net its weight (normalised per batch as in training). Returns the mean weight and
+    loss of the wrong and of the correct pairs.
+    """
+    import numpy as np
+    import torch
+
+    from mixma.data.annotations import read_records
+    from mixma.data.frame_cache import FrameLoader, FrameSpec
+    from mixma.data.transforms import TransformConfig, VideoTransform
+    from mixma.losses.contrastive import AngularMarginConfig, AngularMarginLoss
+    from mixma.losses.weighting import MetaWeighting
+    from mixma.train import checkpoint as ckpt
+    from mixma.train.mama import load_trained_mama
+
+    latest = ckpt.latest_checkpoint(folder)
+    model, tokenizer, config = load_trained_mama(latest)
+    data = config.data
+    meta = MetaWeighting(config.loss.meta)
+    meta.load_state_dict(torch.load(latest / "training_state.pt", weights_only=False)["stateful"]["meta_weighting"])
+    criterion = AngularMarginLoss(AngularMarginConfig(margin=config.loss.margin, max_scale=config.loss.max_scale, gather=False))
+    with torch.no_grad():
+        criterion.log_scale.copy_(ckpt.load_trained(latest)["loss.log_scale"])
+    records = [r for r in read_records(Path(data.root) / f"{data.train_split}.jsonl") if r.augmented]
+    frames = FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache")
+    spec = FrameSpec(data.num_frames, data.eval_strategy, data.decode_size or data.image_size, dict(data.mixed))
+    transform = VideoTransform(TransformConfig(size=data.image_size), train=False)
+    with torch.no_grad():
+        videos = torch.cat([model.embed_videos(torch.stack([transform(frames.load(r.video_path(data.root), spec))
+                                                              for r in records[i : i + batch_size]]))
+                            for i in range(0, len(records), batch_size)])
+        tokens = [tokenizer(list(r.augmented), padding=True, truncation=True, max_length=data.max_text_len, return_tensors="pt")
+                  for r in records]
+        texts = [model.embed_texts(t.input_ids, t.attention_mask) for t in tokens]  # each [captions, P]
+    rng = np.random.default_rng(seed)
+    stats = {True: ([], []), False: ([], [])}  # correct? → (weights, losses)
+    for _ in range(20):  # rounds: every video with a random one of its captions, in random batches
+        order = rng.permutation(len(records))
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            picks = [int(rng.integers(len(records[i].augmented))) for i in chosen]
+            text = torch.stack([texts[i][k] for i, k in zip(chosen, picks)])
+            with torch.no_grad():
+                losses = criterion(videos[chosen], text)
+                weights = meta.weights(losses)
+            for i, k, w, ell in zip(chosen, picks, weights.tolist(), losses.tolist()):
+                correct = records[i].meta["augmented_correct"][k]
+                stats[correct][0].append(w)
+                stats[correct][1].append(ell)
+    return {"weight_wrong": float(np.mean(stats[False][0])), "weight_correct": float(np.mean(stats[True][0])),
+            "loss_wrong": float(np.mean(stats[False][1])), "loss_correct": float(np.mean(stats[True][1]))}
+
+
 def run(method: str, seed: int, args) -> dict:
     folder = args.out / f"{method.replace(' ', '_').replace('+', 'plus')}-seed{seed}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -45,8 +105,10 @@ def run(method: str, seed: int, args) -> dict:
     metrics = json.loads(out.stdout)
     summary = json.loads((folder / "summary.json").read_text())
     seconds = summary["seconds"]
-    print(f"{method} seed {seed}: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in KEYS) + f" ({seconds:.0f} s)", flush=True)
-    return {"method": method, "seed": seed, "seconds": seconds, "steps": summary["steps"], **{k: metrics[k] for k in KEYS}}
+    weights = caption_weights(folder) if "meta" in method else {}
+    print(f"{method} seed {seed}: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in KEYS) + f" ({seconds:.0f} s) {weights}", flush=True)
+    return {"method": method, "seed": seed, "seconds": seconds, "steps": summary["steps"], **{k: metrics[k] for k in KEYS},
+            **weights}
 
 
 def main() -> None:
@@ -77,6 +139,13 @@ def main() -> None:
             cells.append(f"{statistics.mean(values):.1f} ± {spread:.1f}")
         seconds = statistics.mean(r["seconds"] for r in rows)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {seconds:.0f} s |")
+    weighted = [r for r in results if "weight_wrong" in r]
+    if weighted:
+        mean = {k: statistics.mean(r[k] for r in weighted) for k in ("weight_wrong", "weight_correct", "loss_wrong", "loss_correct")}
+        lines += ["", "What the learned weighting does to the training pairs (final model and weighting net, mean over seeds):", "",
+                  "| | mean weight | mean loss |", "|---|---|---|",
+                  f"| wrong augmented captions | {mean['weight_wrong']:.3f} | {mean['loss_wrong']:.3f} |",
+                  f"| correct augmented captions | {mean['weight_correct']:.3f} | {mean['loss_correct']:.3f} |"]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\n".join(lines))
