@@ -33,11 +33,11 @@ METHODS = {
 KEYS = ["t2v/R@1", "t2v/R@5", "v2t/R@1", "v2t/R@5"]
 
 
-def caption_weights(folder: Path, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
+def caption_weights(folder: Path, seed: int = 0) -> dict[str, float]:
     """What the learned weighting does to the training captions the benchmark knows are wrong.
 
     The final model embeds every training video once (eval sampling) and every augmented caption;
-    random batches of (video, one of its augmented captions) pairs, one pair per video, give each
+    random training-size batches of (video, one of its augmented captions) pairs, one per video, give each
     pair its loss among that batch's negatives (the trained margin and scale), and the final
     weighting net its weight (normalised per batch as in training). Returns the mean weight and
     loss of the wrong and of the correct pairs.
@@ -55,7 +55,7 @@ def caption_weights(folder: Path, batch_size: int = 32, seed: int = 0) -> dict[s
 
     latest = ckpt.latest_checkpoint(folder)
     model, tokenizer, config = load_trained_mama(latest)
-    data = config.data
+    data, batch_size = config.data, config.run.batch_size
     meta = MetaWeighting(config.loss.meta)
     meta.load_state_dict(torch.load(latest / "training_state.pt", weights_only=False)["stateful"]["meta_weighting"])
     criterion = AngularMarginLoss(AngularMarginConfig(margin=config.loss.margin, max_scale=config.loss.max_scale, gather=False))
