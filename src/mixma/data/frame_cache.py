@@ -37,7 +37,7 @@ class FrameSpec:
     num_frames: int = 8
     strategy: str = "uniform"  # uniform | segment | mixed
     size: Size = 224  # decode size: shorter side, or (height, width)
-    mixed: dict[str, Any] = field(default_factory=dict)  # MixedConfig options for "mixed"
+    mixed: dict[str, Any] = field(default_factory=dict)  # MixedConfig options; ignored by other strategies
 
 
 class FrameLoader:
@@ -87,11 +87,13 @@ class FrameLoader:
         path = Path(path)
         if spec.strategy == "segment":
             return self._segment(path, spec, rng or np.random.default_rng(), clip)
-        key = self._key(path, spec.strategy, spec.num_frames, spec.size, spec.mixed, clip)
+        # one config serves several strategies (train mixed, evaluate uniform): options are mixed's alone
+        options = spec.mixed if spec.strategy == "mixed" else {}
+        key = self._key(path, spec.strategy, spec.num_frames, spec.size, options, clip)
         cached = self._load(key)
         if cached is not None:
             return np.array(cached)  # a writable copy of the memory-mapped file
-        frames = sample_frames(path, spec.num_frames, spec.strategy, size=spec.size, clip=clip, **spec.mixed).frames
+        frames = sample_frames(path, spec.num_frames, spec.strategy, size=spec.size, clip=clip, **options).frames
         self._store(key, frames)
         return frames
 
