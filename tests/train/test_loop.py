@@ -104,6 +104,32 @@ def test_evaluating_does_not_change_training(tmp_path):
         torch.testing.assert_close(weights(evaluated)[key], value, rtol=0, atol=0)
 
 
+def test_a_failed_evaluation_loses_no_training(tmp_path):
+    straight = make_job(evaluate=True)
+    fit(straight, *settings(tmp_path / "a", eval_every=1), "cfg", Distributed(), progress=False)
+
+    failing = make_job(evaluate=True)
+    score, calls = failing.evaluate, []
+
+    def fails_in_the_second_epoch():
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory in evaluation")
+        return score()
+
+    failing.evaluate = fails_in_the_second_epoch
+    with pytest.raises(RuntimeError, match="out of memory"):
+        fit(failing, *settings(tmp_path / "b", eval_every=1), "cfg", Distributed(), progress=False)
+    assert ckpt.latest_checkpoint(tmp_path / "b").name == "step-00000020"  # the epoch's training is on disk
+    assert ckpt.load_state(ckpt.latest_checkpoint(tmp_path / "b"))["pending_eval"]
+
+    resumed = make_job(seed=7, evaluate=True)
+    summary = fit(resumed, *settings(tmp_path / "b", eval_every=1), "cfg", Distributed(), resume=True, progress=False)
+    assert [entry["step"] for entry in summary["history"]] == [10, 20, 30]  # the failed evaluation ran again
+    for key, value in weights(straight).items():
+        torch.testing.assert_close(weights(resumed)[key], value, rtol=0, atol=0)
+
+
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
     fit(make_job(), *settings(tmp_path, max_steps=2), "cfg", Distributed(), progress=False)
     with pytest.raises(RunExists, match="--resume"):

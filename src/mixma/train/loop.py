@@ -14,7 +14,8 @@ does the rest:
 - evaluation on rank 0 every `eval_every` epochs, with the random streams saved and restored around
   it (how often a run evaluates never changes what it learns); the best checkpoint by `job.metric` is kept;
 - checkpoints (`mixma.train.checkpoint`) every `checkpoint_every` steps or each epoch, and when
-  stopping early; `resume=True` continues from the latest one.
+  stopping early; `resume=True` continues from the latest one. A checkpoint is written before each
+  evaluation, so a failed evaluation loses no training; resuming runs it again.
 """
 
 from __future__ import annotations
@@ -158,20 +159,23 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
     else:
         broadcast_parameters(list(trained.values()), info)
 
-    def save(reason: str) -> None:
+    def save(reason: str, pending_eval: bool = False) -> None:
         if info.is_main:
             state = {
                 "optimizer": optimizer.state_dict(),
                 "stateful": {name: obj.state_dict() for name, obj in job.stateful.items()},
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "epoch": epoch, "micro_done": micro_done, "step": step, "best": best, "history": history,
-                "reason": reason,
+                "reason": reason, "pending_eval": pending_eval,
             }
             ckpt.save_checkpoint(out, step, trained, state, config_text, run.keep_checkpoints)
         barrier(info)
 
+    last_evaluated = history[-1]["step"] if history else None  # the step of the latest evaluation
+
     def evaluate() -> None:
-        nonlocal best
+        nonlocal best, last_evaluated
+        last_evaluated = step
         if job.evaluate is None:
             return
         metrics = None
@@ -192,6 +196,16 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
             if progress:
                 tqdm.write(f"epoch {epoch} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
         barrier(info)
+
+    def evaluate_and_save(reason: str) -> None:
+        if job.evaluate is not None:
+            save(reason, pending_eval=True)  # the trained weights are on disk before evaluation runs
+        evaluate()
+        save(reason)
+
+    if previous is not None and state.get("pending_eval"):  # evaluation failed or was cut short
+        evaluate()
+        save(state["reason"])
 
     loader_generator = torch.Generator()  # DataLoader seeds workers from this, not the global RNG
     job.model.train()
@@ -256,13 +270,13 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
                 break
             epoch, micro_done = epoch + 1, 0
             if run.eval_every and epoch % run.eval_every == 0:
-                evaluate()
-            save("epoch")
+                evaluate_and_save("epoch")
+            else:
+                save("epoch")
     if stopped_early:
         save("stopped")
-    elif run.eval_every == 0 or epoch % run.eval_every:
-        evaluate()
-        save("final")
+    elif last_evaluated != step:
+        evaluate_and_save("final")
     summary = {"steps": step, "epochs": epoch, "last_loss": last_loss, "best": best, "history": history,
                "seconds": round(time.perf_counter() - started, 1), "world_size": info.world_size}
     if info.is_main:
