@@ -29,6 +29,8 @@ METHODS = {
     "InfoNCE": ["loss.margin=0.0", "loss.weighting=none"],
     "angular margin": ["loss.margin=0.1", "loss.weighting=none"],
     "angular margin + meta-weighting": ["loss.margin=0.1", "loss.weighting=meta"],
+    # a reference, not a contender: how much do the wrong captions cost at all?
+    "InfoNCE on the clean reference captions": ["loss.margin=0.0", "loss.weighting=none", "data.captions=original"],
 }
 KEYS = ["t2v/R@1", "t2v/R@5", "v2t/R@1", "v2t/R@5"]
 
