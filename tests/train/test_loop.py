@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -82,6 +83,19 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     fit(resumed, *settings(tmp_path / "b"), "cfg", Distributed(), resume=True, progress=False)
     for key, value in weights(straight).items():
         torch.testing.assert_close(weights(resumed)[key], value, rtol=0, atol=0)
+
+
+def test_training_time_adds_up_over_resumes(tmp_path):
+    optim, run = settings(tmp_path, max_steps=5)
+    fit(make_job(), optim, run, "cfg", Distributed(), progress=False)
+    latest = ckpt.latest_checkpoint(tmp_path)
+    state = torch.load(latest / "training_state.pt", weights_only=False)
+    state["seconds"] = 1000.0  # as if the first process had trained for a long time
+    torch.save(state, latest / "training_state.pt")
+    summary = fit(make_job(), *settings(tmp_path), "cfg", Distributed(), resume=True, progress=False)
+    assert 1000 < summary["seconds"] < 1000 + 600
+    times = [e["time"] for e in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "time" in e]
+    assert times[-1] > 1000
 
 
 def test_evaluating_does_not_change_training(tmp_path):

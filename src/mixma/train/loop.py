@@ -143,6 +143,12 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
     stop_at = total_steps if run.max_steps is None else min(total_steps, run.max_steps)
 
     epoch, micro_done, step, best, history = 0, 0, 0, None, []
+    earlier_seconds = 0.0  # training time of the processes this run resumes from
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return earlier_seconds + time.perf_counter() - started
+
     if previous is not None:
         for name, tensor in ckpt.load_trained(previous).items():
             with torch.no_grad():
@@ -155,6 +161,7 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
             scaler.load_state_dict(state["scaler"])
         epoch, micro_done, step = state["epoch"], state["micro_done"], state["step"]
         best, history = state.get("best"), state.get("history", [])
+        earlier_seconds = state.get("seconds", 0.0)
         ckpt.restore_rng(state["rng"])
     else:
         broadcast_parameters(list(trained.values()), info)
@@ -166,7 +173,7 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
                 "stateful": {name: obj.state_dict() for name, obj in job.stateful.items()},
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "epoch": epoch, "micro_done": micro_done, "step": step, "best": best, "history": history,
-                "reason": reason, "pending_eval": pending_eval,
+                "reason": reason, "pending_eval": pending_eval, "seconds": elapsed(),
             }
             ckpt.save_checkpoint(out, step, trained, state, config_text, run.keep_checkpoints)
         barrier(info)
@@ -210,7 +217,6 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
     loader_generator = torch.Generator()  # DataLoader seeds workers from this, not the global RNG
     job.model.train()
     bar = tqdm(total=stop_at, initial=step, desc="train", unit="step", disable=not (progress and info.is_main))
-    started = time.perf_counter()
     last_loss = None
     stopped_early = False
     with bar:
@@ -260,7 +266,7 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
                 bar.set_postfix(epoch=epoch, loss=f"{last_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
                 if info.is_main and (step % run.log_every == 0 or step == stop_at):
                     ckpt.append_metrics(out, {"epoch": epoch, "step": step, "loss": last_loss,
-                                              "lr": optimizer.param_groups[0]["lr"], "time": time.perf_counter() - started})
+                                              "lr": optimizer.param_groups[0]["lr"], "time": elapsed()})
                 if run.checkpoint_every and step % run.checkpoint_every == 0:
                     save("interval")
                 if step >= stop_at:
@@ -278,7 +284,7 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
     elif last_evaluated != step:
         evaluate_and_save("final")
     summary = {"steps": step, "epochs": epoch, "last_loss": last_loss, "best": best, "history": history,
-               "seconds": round(time.perf_counter() - started, 1), "world_size": info.world_size}
+               "seconds": round(elapsed(), 1), "world_size": info.world_size}
     if info.is_main:
         ckpt.write_summary(out, summary)
     return summary
