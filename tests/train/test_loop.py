@@ -93,9 +93,9 @@ def test_training_time_adds_up_over_resumes(tmp_path):
     state["seconds"] = 1000.0  # as if the first process had trained for a long time
     torch.save(state, latest / "training_state.pt")
     summary = fit(make_job(), *settings(tmp_path), "cfg", Distributed(), resume=True, progress=False)
-    assert 1000 < summary["seconds"] < 1000 + 600
+    assert 1000 <= summary["seconds"] < 1000 + 600  # rounded to 0.1 s: a fast machine trains the rest in less
     times = [e["time"] for e in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "time" in e]
-    assert times[-1] > 1000
+    assert times[-1] >= 1000
 
 
 def test_evaluating_does_not_change_training(tmp_path):
