@@ -40,6 +40,35 @@ def test_matches_reference_on_random_banks_with_uneven_sizes(shape):
     torch.testing.assert_close(got_sizes, want_sizes)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_writes_into_preallocated_buffers(layout):
+    g = torch.Generator().manual_seed(3)
+    bank = torch.randn(2, 6, 5, 8, generator=g, dtype=torch.float64)
+    if layout == "strided":  # a view with the same values: the row gather must still see them right
+        bank = bank.transpose(0, 1).contiguous().transpose(0, 1)
+    sizes = torch.randint(1, 6, (2, 6, 5), generator=g).to(torch.float64)
+    out = (torch.full((2, 5, 5, 8), float("nan"), dtype=torch.float64), torch.full((2, 5, 5), -1.0, dtype=torch.float64))
+    got = compress_memory(bank, sizes, out=out)
+    assert got[0] is out[0] and got[1] is out[1]
+    want, want_sizes = compress_reference(bank, sizes)
+    torch.testing.assert_close(out[0], want)
+    torch.testing.assert_close(out[1], want_sizes)
+
+
+def test_bad_out_buffers():
+    bank, sizes = torch.randn(1, 3, 2, 4), torch.ones(1, 3, 2)
+    with pytest.raises(ValueError, match=r"out values must be \[1, 2, 2, 4\] torch.float32"):
+        compress_memory(bank, sizes, out=(torch.empty(1, 3, 2, 4), torch.empty(1, 2, 2)))
+    with pytest.raises(ValueError, match="out sizes must be"):
+        compress_memory(bank, sizes, out=(torch.empty(1, 2, 2, 4), torch.empty(1, 2, 2, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="contiguous"):
+        compress_memory(bank, sizes, out=(torch.empty(1, 2, 4, 2).transpose(2, 3), torch.empty(1, 2, 2)))
+    with pytest.raises(TypeError, match="pair"):
+        compress_memory(bank, sizes, out=torch.empty(1, 2, 2, 4))
+    with pytest.raises(RuntimeError, match="autograd"):
+        compress_memory(bank.requires_grad_(), sizes, out=(torch.empty(1, 2, 2, 4), torch.empty(1, 2, 2)))
+
+
 def test_ties_go_to_the_lowest_pair():
     slot = torch.tensor([1.0, 2.0, 3.0])
     bank = torch.stack([slot, slot, slot, -slot])[None, :, None, :]  # pairs (0,1) and (1,2) tie
