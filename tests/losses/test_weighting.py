@@ -58,7 +58,7 @@ def test_mean_normalisation_makes_weights_average_one():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(normalize="l2"), dict(hidden=0), dict(meta_interval=0), dict(lr=0.0), dict(weight_decay=-1.0)]
+    "kwargs", [dict(normalize="l2"), dict(hidden=0), dict(meta_interval=0), dict(start=-1), dict(lr=0.0), dict(weight_decay=-1.0)]
 )
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
@@ -187,17 +187,34 @@ def test_constant_weights_with_mean_normalisation_give_the_plain_mean():
     torch.testing.assert_close((weights * losses).mean(), losses.mean())
 
 
-def test_meta_interval_updates_the_net_on_every_kth_call_only():
+def run_calls(config: MetaWeightingConfig, calls: int):
+    """`calls` meta steps on a fixed problem: (MetaWeighting, [MetaStep], [did the net change])."""
     model, train, meta = logistic_meta_problem(seed=4)
-    weighting = MetaWeighting(MetaWeightingConfig(meta_interval=3, lr=0.01))
+    weighting = MetaWeighting(config)
     loss_fn = functional_loss(model, bce)
-    updated = []
-    for _ in range(7):
+    results, updated = [], []
+    for _ in range(calls):
         before = snapshot(weighting.net)
-        result = weighting.step(model, loss_fn, train, meta, lr=0.5)
+        results.append(weighting.step(model, loss_fn, train, meta, lr=0.5))
         updated.append(changed(before, weighting.net))
-        assert (result.meta_loss is not None) == updated[-1]
+    return weighting, results, updated
+
+
+def test_meta_interval_updates_the_net_on_every_kth_call_only():
+    _, results, updated = run_calls(MetaWeightingConfig(meta_interval=3, lr=0.01), 7)
     assert updated == [True, False, False, True, False, False, True]
+    assert [r.meta_loss is not None for r in results] == updated
+
+
+def test_warm_up_calls_return_the_plain_mean_and_leave_the_net_alone():
+    weighting, results, updated = run_calls(MetaWeightingConfig(start=2, meta_interval=2, lr=0.01), 6)
+    assert updated == [False, False, True, False, True, False]
+    for result in results[:2]:
+        torch.testing.assert_close(result.weights, torch.ones_like(result.losses))
+        torch.testing.assert_close(result.loss, result.losses.mean())
+        assert result.meta_loss is None
+    assert not torch.equal(results[2].weights, torch.ones_like(results[2].losses))  # weighting has begun
+    assert weighting.state_dict()["calls"] == 6
 
 
 class FrozenUnusedModel(nn.Module):

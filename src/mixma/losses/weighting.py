@@ -42,12 +42,20 @@ class MetaWeightingConfig:
     weight_decay: float = 1e-4  # Adam weight decay of the weighting net (MW-Net)
     normalize: str = "none"  # "none": raw sigmoid weights (MW-Net); "mean": rescaled to average 1
     meta_interval: int = 1  # full bi-level step every k-th `step` call; the others only weight
+    # `step` calls on the plain loss (every weight 1, the net untouched) before weighting begins.
+    # Early on, a high-loss pair's gradient aligns with the meta gradient whether or not its label
+    # is wrong, so a net trained from the first step learns to favour noisy pairs (measured in
+    # experiments/README.md, MAMA study); a warm-up lets the model learn first. (On the synthetic
+    # benchmark it did not change the result: see there.)
+    start: int = 0
 
     def __post_init__(self):
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
         if self.hidden < 1 or self.meta_interval < 1:
             raise ValueError(f"hidden and meta_interval must be >= 1, got {self.hidden}, {self.meta_interval}")
+        if self.start < 0:
+            raise ValueError(f"start must be >= 0, got {self.start}")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
 
@@ -164,7 +172,7 @@ class MetaWeighting:
             self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         else:
             self.optimizer = optimizer(self.net.parameters())
-        self.calls = 0  # `step` calls so far; the bi-level update runs when calls % interval == 0
+        self.calls = 0  # `step` calls so far; bi-level updates at calls = start, start + interval, ...
 
     def _raw_weights(self, losses: Tensor) -> Tensor:
         like = next(self.net.parameters())
@@ -193,8 +201,9 @@ class MetaWeighting:
     ) -> MetaStep:
         """Weight a training batch, updating the weighting net first on every k-th call.
 
-        On a meta call (`calls % meta_interval == 0`) this runs the bi-level update of the module
-        docstring; the virtual model's forward uses copies of the model's buffers, so e.g.
+        The first `config.start` calls return the plain mean (every weight 1). After that, on a
+        meta call (every `meta_interval`-th, the first at `start`) this runs the bi-level update of
+        the module docstring; the virtual model's forward uses copies of the model's buffers, so e.g.
         batch-norm statistics are not updated by the meta batch. Other calls only weight the
         training losses with the current net. The model's parameters get no gradients here:
         backpropagate `MetaStep.loss` and step the model's optimizer as usual.
@@ -223,8 +232,12 @@ class MetaWeighting:
             raise ValueError(f"virtual names unknown parameters: {sorted(set(virtual) - params.keys())}")
         losses = loss_fn(params, train_batch)
         _check_losses(losses, "loss_fn on the training batch")
+        if self.calls < self.config.start:  # warm-up on the plain loss
+            self.calls += 1
+            weights = torch.ones_like(losses).detach()
+            return MetaStep(loss=losses.mean(), losses=losses, weights=weights, meta_loss=None)
         meta_loss = None
-        if self.calls % self.config.meta_interval == 0:
+        if (self.calls - self.config.start) % self.config.meta_interval == 0:
             meta_loss = self._update_net(model, params, losses, loss_fn, meta_batch, lr, virtual)
         self.calls += 1
         weights = self.weights(losses)
