@@ -37,6 +37,8 @@ def run(name: str, seed: int, args, out: Path) -> dict:
         f"data.root={args.bench}", f"data.num_frames={args.frames}", f"data.train_strategy={train}",
         f"data.eval_strategy={evaluate}", f"model.memory_bank_length={args.memory if memory else 0}",
         "run.threads=1", f"run.seed={seed}",
+        # the study as recorded trains the vision encoder too (the config now freezes it)
+        "model.train_vision=true",
     ]
     if args.epochs:
         overrides += [f"run.epochs={args.epochs}", f"run.eval_every={args.epochs}"]
