@@ -25,7 +25,8 @@ demo: $(STAMP)
 	$(BIN)/mixma frames $$(ls $(CLIPS)/bikes.mp4) -n 8 --strategy mixed --mode strobe -o $(DEMO)/frames-mixed
 	$(BIN)/mixma bench make -o $(DEMO)/bench --videos 24 --seed 0
 	$(BIN)/mixma frames $(DEMO)/bench/videos/000003.mp4 -n 8 --strategy mixed -o $(DEMO)/bench-frames-mixed
-	# A tiny MA-LMM and a tiny MAMA dual encoder, each trained for a minute on that benchmark
+	# A tiny MA-LMM and a tiny MAMA dual encoder, each trained for seconds on that small benchmark
+	# (a smoke run of the whole path; the real runs and their results are in README, "Results")
 	rm -rf $(DEMO)/malmm $(DEMO)/mama
 	$(BIN)/mixma train malmm configs/malmm_synthetic.yaml -o $(DEMO)/malmm \
 		--set data.root=$(DEMO)/bench --set run.epochs=4 --set run.eval_every=4 --set optim.warmup_steps=5
