@@ -8,10 +8,11 @@ meta loss after one virtual SGD step with respect to each training pair's weight
 so a pair gets more weight exactly when its gradient `∇ℓ_i` aligns with the meta-set gradient.
 This script measures that alignment (cosine and dot product, over the trainable parameters) for
 the pairs whose augmented caption is wrong and for those whose caption is right, on a run's initial
-model (`base/`) and on its final checkpoint: if the wrong pairs align as well as or better than the
-right ones, no weighting net trained by this objective can learn to down-weight them.
+model (`base/`) and on its final checkpoint, and how alignment varies with the loss, the only
+thing a Meta-Weight-Net weighting net sees: where alignment rises with loss, the objective pushes
+the net to give high-loss pairs, wrong ones included, more weight.
 
-    python experiments/mama_meta_alignment.py runs/mama-noisy/InfoNCE-seed0 [--batches 12]
+    python experiments/mama_meta_alignment.py runs/mama-noisy/InfoNCE-seed{0,1,2} [--batches 12]
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ import torch
 
 
 def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float]:
+    """Gradient alignment of wrong and correct training pairs with the meta gradient.
+
+    `which` is "initial" (the run's `base/` model and initial logit scale) or "final" (its latest
+    checkpoint). Each of `batches` rounds draws a training batch (each video with a random one of
+    its augmented captions) and a meta batch (each video with one of its clean reference captions),
+    as training does, and compares every pair's loss gradient with the meta batch's mean-loss
+    gradient over the trainable parameters. Returns the mean cosine, dot product and loss of the
+    wrong and of the correct pairs, and the Spearman correlation of loss and dot over all pairs.
+    """
     from mixma.data.annotations import read_records
     from mixma.data.frame_cache import FrameLoader, FrameSpec
     from mixma.data.transforms import TransformConfig, VideoTransform
@@ -33,8 +43,9 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
     from mixma.train import checkpoint as ckpt
     from mixma.train.mama import load_trained_mama
 
-    model, tokenizer, config = load_trained_mama(ckpt.latest_checkpoint(run))
-    scale = ckpt.load_trained(ckpt.latest_checkpoint(run))["loss.log_scale"]
+    latest = ckpt.latest_checkpoint(run)
+    model, tokenizer, config = load_trained_mama(latest)
+    scale = ckpt.load_trained(latest)["loss.log_scale"]
     if which == "initial":
         model = DualEncoder.from_pretrained(run / "base")
         scale = torch.log(torch.tensor(float(config.loss.init_scale)))
@@ -61,8 +72,7 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
 
     train = [r for r in read_records(Path(data.root) / f"{data.train_split}.jsonl") if r.augmented]
     meta = read_records(Path(data.root) / f"{config.loss.meta_split}.jsonl")
-    stats = {True: ([], []), False: ([], [])}  # caption correct? → (cosines, dots)
-    pair_losses, pair_dots, corrects = [], [], []  # every pair, for the loss ↔ alignment correlation
+    pairs = []  # (caption correct?, loss, cosine, dot) per training pair
     for _ in range(batches):
         chosen = [train[i] for i in rng.choice(len(train), config.run.batch_size, replace=False)]
         picks = [int(rng.integers(len(r.augmented))) for r in chosen]
@@ -71,21 +81,17 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
         per_pair = losses(chosen, [r.augmented[k] for r, k in zip(chosen, picks)])
         for i, (record, k) in enumerate(zip(chosen, picks)):
             g = flat_grad(per_pair[i])
-            correct = record.meta["augmented_correct"][k]
-            corrects.append(correct)
-            stats[correct][0].append(float(torch.nn.functional.cosine_similarity(g, meta_grad, dim=0)))
-            stats[correct][1].append(float(g @ meta_grad))
-            pair_losses.append(float(per_pair[i]))
-            pair_dots.append(stats[correct][1][-1])
+            pairs.append((record.meta["augmented_correct"][k], float(per_pair[i]),
+                          float(torch.nn.functional.cosine_similarity(g, meta_grad, dim=0)), float(g @ meta_grad)))
+    correct, loss, cosine, dot = (np.array(column) for column in zip(*pairs))
     # A weighting net sees only the loss: what it can learn follows how alignment varies with loss
     # (Spearman: rank correlation, as the net may be any monotone function of the loss).
-    ranks = [np.argsort(np.argsort(v)) for v in (pair_losses, pair_dots)]
-    return {f"{stat}_{kind}": float(np.mean(stats[ok][j])) for kind, ok in (("wrong", False), ("correct", True))
-            for j, stat in enumerate(("cosine", "dot"))} | {
-        "loss_wrong": float(np.mean([l for l, ok in zip(pair_losses, corrects) if not ok])),
-        "loss_correct": float(np.mean([l for l, ok in zip(pair_losses, corrects) if ok])),
-        "spearman_loss_dot": float(np.corrcoef(*ranks)[0, 1]),
-        "pairs_wrong": len(stats[False][0]), "pairs_correct": len(stats[True][0])}
+    loss_rank, dot_rank = np.argsort(np.argsort(loss)), np.argsort(np.argsort(dot))
+    result = {"spearman_loss_dot": float(np.corrcoef(loss_rank, dot_rank)[0, 1])}
+    for kind, mask in (("wrong", ~correct), ("correct", correct)):
+        result |= {f"cosine_{kind}": float(cosine[mask].mean()), f"dot_{kind}": float(dot[mask].mean()),
+                   f"loss_{kind}": float(loss[mask].mean()), f"pairs_{kind}": int(mask.sum())}
+    return result
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ METHODS = {
     "angular margin + meta-weighting": ["loss.margin=0.1", "loss.weighting=meta"],
     # ablations of the full method: the weighting without the margin, a weighting net that learns 10x
     # faster, and weighting that starts after 90 of the 270 steps (experiments/mama_meta_alignment.py
-    # shows why: early on, the wrong pairs' gradients align best with the clean meta gradient)
+    # shows why: early on, alignment with the clean meta gradient rises with a pair's loss, and
+    # wrong and correct pairs have the same loss)
     "InfoNCE + meta-weighting": ["loss.margin=0.0", "loss.weighting=meta"],
     "angular margin + meta-weighting, weighting net lr 1e-2": ["loss.margin=0.1", "loss.weighting=meta", "loss.meta.lr=0.01"],
     "angular margin + meta-weighting from step 90": ["loss.margin=0.1", "loss.weighting=meta", "loss.meta.start=90"],
