@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from mixma.train.config import ConfigError, dump_config, load_config
 from mixma.train.malmm import MALMMTrainConfig
+from mixma.train.mama import MAMATrainConfig
 
 
 def test_defaults_file_and_overrides(tmp_path):
@@ -56,3 +60,28 @@ def test_bad_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(MALMMTrainConfig, tmp_path / "list.yaml")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _experiment(name: str):
+    """An experiments/ script as a module (they are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_configs_load_strictly_with_every_override_the_studies_use():
+    # the studies run `mixma train` in subprocesses: a stale key would only fail hours into a study
+    methods = _experiment("mama_noisy_captions").METHODS
+    for overrides in methods.values():
+        resolved = [o.format(oracle="bench-oracle", bench="bench") for o in overrides]
+        load_config(MAMATrainConfig, ROOT / "configs/mama_synthetic.yaml", resolved)
+    warm = load_config(MAMATrainConfig, ROOT / "configs/mama_synthetic.yaml", methods["InfoNCE + meta-weighting from step 90"])
+    assert warm.loss.meta.start == 90 and warm.loss.margin == 0.0 and warm.loss.weighting == "meta"
+
+    malmm = load_config(MALMMTrainConfig, ROOT / "configs/malmm_synthetic.yaml")
+    assert not malmm.model.train_vision and malmm.model.train_llm  # the recipe experiments/README.md measures
+    assert 0 < malmm.model.memory_bank_length < malmm.data.num_frames  # so compression runs, as the file says
