@@ -29,11 +29,15 @@ def compress_reference(bank: torch.Tensor, sizes: torch.Tensor):
     return out, out_sizes
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shape", [(1, 2, 1, 3), (2, 5, 7, 16), (3, 11, 4, 8)])
-def test_matches_reference_on_random_banks_with_uneven_sizes(shape):
+def test_matches_reference_on_random_banks_with_uneven_sizes(shape, dtype, layout):
     g = torch.Generator().manual_seed(sum(shape))
-    bank = torch.randn(*shape, generator=g, dtype=torch.float64)
-    sizes = torch.randint(1, 6, shape[:3], generator=g).to(torch.float64)
+    bank = torch.randn(*shape, generator=g, dtype=dtype)
+    if layout == "strided":  # the same values in another memory order: the CPU path reads raw strides
+        bank = bank.permute(2, 0, 3, 1).contiguous().permute(1, 3, 0, 2)
+    sizes = torch.randint(1, 6, shape[:3], generator=g).to(dtype)
     got, got_sizes = compress_memory(bank, sizes)
     want, want_sizes = compress_reference(bank, sizes)
     torch.testing.assert_close(got, want)

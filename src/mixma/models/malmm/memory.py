@@ -57,8 +57,8 @@ def compress_memory(
     sizes = sizes.to(compute)
     if out is not None:
         _check_out(out, bank, sizes)
-    norms = torch.linalg.vector_norm(bank, dim=-1, dtype=compute).clamp_min(1e-8)  # [B, N, P]
-    dots = _adjacent_dots(bank, compute)  # [B, N-1, P]
+    norms, dots = _norms_and_adjacent_dots(bank, compute)  # [B, N, P], [B, N-1, P]
+    norms = norms.clamp_min(1e-8)
     similarity = dots / (norms[:, :-1] * norms[:, 1:])  # [B, N-1, P]
     k = similarity.argmax(dim=1, keepdim=True)  # [B, 1, P]; argmax returns the first maximum
 
@@ -95,22 +95,35 @@ def compress_memory(
     return values, new_sizes.scatter_(1, k, size_k + size_next)
 
 
-def _adjacent_dots(bank: torch.Tensor, compute: torch.dtype) -> torch.Tensor:
-    """`[B, N-1, P]`: the dot product of each slot with the next, over the channels."""
+def _norms_and_adjacent_dots(bank: torch.Tensor, compute: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """`([B, N, P], [B, N-1, P])`: each slot's norm, and its dot product with the next slot."""
     if bank.device.type == "cpu" and bank.dtype in (torch.float32, torch.float64) and not (
         bank.requires_grad and torch.is_grad_enabled()
     ):
-        # NumPy's vecdot runs a BLAS dot per row with no temporary: ~2.3x faster than torch's
-        # vecdot, which writes the elementwise product out and sums it (same float32 accumulation)
+        # NumPy's vecdot runs a BLAS dot per row with no temporary (torch's vecdot writes the
+        # elementwise product out, ~2.3x slower). One call gives both quantities in one pass:
+        # views [B, P, N-1, 2, C] pair row x[n] with itself (→ squared norm) and with x[n+1] (→ dot),
+        # and walking positions outermost keeps a position's N rows (N·C values) in cache while
+        # they are read twice. Same float32 accumulation as torch.
         x = bank.detach().numpy()
-        return torch.from_numpy(np.vecdot(x[:, :-1], x[:, 1:]))
+        b, n, p, c = x.shape
+        sb, sn, sp, sc = x.strides
+        shape = (b, p, n - 1, 2, c)
+        itself = np.lib.stride_tricks.as_strided(x, shape, (sb, sp, sn, 0, sc), writeable=False)
+        itself_then_next = np.lib.stride_tricks.as_strided(x, shape, (sb, sp, sn, sn, sc), writeable=False)
+        both = torch.from_numpy(np.vecdot(itself, itself_then_next))  # [B, P, N-1, 2]
+        squares = torch.empty(b, n, p, dtype=both.dtype)
+        squares[:, :-1] = both[..., 0].transpose(1, 2)
+        squares[:, -1] = torch.from_numpy(np.vecdot(x[:, -1], x[:, -1]))
+        return squares.sqrt_(), both[..., 1].transpose(1, 2)
     # one slot pair at a time: the product stays in cache, where a whole-bank product (or
     # einsum's many tiny matmuls) costs several times more
     b, n, p, _ = bank.shape
+    norms = torch.linalg.vector_norm(bank, dim=-1, dtype=compute)
     dots = torch.empty(b, n - 1, p, dtype=compute, device=bank.device)
     for j in range(n - 1):
         dots[:, j] = torch.linalg.vecdot(bank[:, j], bank[:, j + 1], dim=-1).to(compute)
-    return dots
+    return norms, dots
 
 
 def _check_out(out, bank: torch.Tensor, sizes: torch.Tensor) -> None:
