@@ -35,25 +35,26 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
     gradient over the trainable parameters. Returns the mean cosine, dot product and loss of the
     wrong and of the correct pairs, and the Spearman correlation of loss and dot over all pairs.
     """
+    from transformers import AutoTokenizer
+
     from mixma.data.annotations import read_records
     from mixma.data.frame_cache import FrameLoader, FrameSpec
     from mixma.data.transforms import TransformConfig, VideoTransform
-    from mixma.losses.contrastive import AngularMarginConfig, AngularMarginLoss
     from mixma.models.dual_encoder import DualEncoder
     from mixma.train import checkpoint as ckpt
-    from mixma.train.mama import load_trained_mama
+    from mixma.train.config import load_config
+    from mixma.train.mama import MAMATrainConfig, load_trained_loss, load_trained_mama, make_criterion
 
     latest = ckpt.latest_checkpoint(run)
-    model, tokenizer, config = load_trained_mama(latest)
-    scale = ckpt.load_trained(latest)["loss.log_scale"]
-    if which == "initial":
-        model = DualEncoder.from_pretrained(run / "base")
-        scale = torch.log(torch.tensor(float(config.loss.init_scale)))
+    if which == "final":
+        model, tokenizer, config = load_trained_mama(latest)
+        criterion = load_trained_loss(latest)
+    else:  # the model and loss scale training started from
+        config = load_config(MAMATrainConfig, latest / "config.yaml")
+        model, tokenizer = DualEncoder.from_pretrained(run / "base"), AutoTokenizer.from_pretrained(run / "base")
+        criterion = make_criterion(config.loss, gather=False)
     model.train()
     data = config.data
-    criterion = AngularMarginLoss(AngularMarginConfig(margin=config.loss.margin, max_scale=config.loss.max_scale, gather=False))
-    with torch.no_grad():
-        criterion.log_scale.copy_(scale)
     params = [p for p in model.parameters() if p.requires_grad]
     frames = FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache")
     spec = FrameSpec(data.num_frames, data.train_strategy, data.decode_size or data.image_size, dict(data.mixed))

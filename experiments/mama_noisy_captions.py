@@ -63,19 +63,16 @@ def caption_weights(folder: Path, seed: int = 0) -> dict[str, float]:
     from mixma.data.annotations import read_records
     from mixma.data.frame_cache import FrameLoader, FrameSpec
     from mixma.data.transforms import TransformConfig, VideoTransform
-    from mixma.losses.contrastive import AngularMarginConfig, AngularMarginLoss
     from mixma.losses.weighting import MetaWeighting
     from mixma.train import checkpoint as ckpt
-    from mixma.train.mama import load_trained_mama
+    from mixma.train.mama import load_trained_loss, load_trained_mama
 
     latest = ckpt.latest_checkpoint(folder)
     model, tokenizer, config = load_trained_mama(latest)
     data, batch_size = config.data, config.run.batch_size
     meta = MetaWeighting(config.loss.meta)
     meta.load_state_dict(torch.load(latest / "training_state.pt", weights_only=False)["stateful"]["meta_weighting"])
-    criterion = AngularMarginLoss(AngularMarginConfig(margin=config.loss.margin, max_scale=config.loss.max_scale, gather=False))
-    with torch.no_grad():
-        criterion.log_scale.copy_(ckpt.load_trained(latest)["loss.log_scale"])
+    criterion = load_trained_loss(latest)
     records = [r for r in read_records(Path(data.root) / f"{data.train_split}.jsonl") if r.augmented]
     frames = FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache")
     spec = FrameSpec(data.num_frames, data.eval_strategy, data.decode_size or data.image_size, dict(data.mixed))

@@ -15,6 +15,8 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from mixma.cli import main
 from mixma.data.annotations import read_records
 from mixma.data.synthetic import SyntheticConfig, make_benchmark
+from mixma.train.checkpoint import load_trained
+from mixma.train.mama import load_trained_loss
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,10 @@ def test_retrieval_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert, weig
     metrics = json.loads(capsys.readouterr().out)
     for key in ("t2v/R@1", "v2t/R@5", "t2v_dsl/R@1", "v2t_dsl/MnR"):
         assert key in metrics
+    criterion = load_trained_loss(run)  # the loss as trained: the run's margin and learned scale
+    trained_scale = load_trained(run / "best")["loss.log_scale"]
+    assert criterion.config.margin == 0.05 and not criterion.config.gather
+    assert criterion.log_scale.item() == trained_scale.item() != pytest.approx(math.log(100.0))
     if weighting == "meta":  # the weighting net and its optimizer are checkpointed
         import torch
 

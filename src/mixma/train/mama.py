@@ -347,10 +347,7 @@ def train_mama(config: MAMATrainConfig, *, resume: bool = False, progress: bool 
         dataset = PairDataset(pairs, frames, train_spec, transform, seed=config.run.seed)
         answers = model.answers if qa else None
         collate = make_collate(tokenizer, data.max_text_len, answers)
-        criterion = AngularMarginLoss(AngularMarginConfig(
-            margin=config.loss.margin, init_scale=config.loss.init_scale, max_scale=config.loss.max_scale,
-            gather=config.loss.weighting == "none",
-        )).to(info.device)
+        criterion = make_criterion(config.loss, gather=config.loss.weighting == "none").to(info.device)
         encoder = model.encoder if qa else model
 
         def per_sample(tensors: dict | None, batch: dict) -> torch.Tensor:
@@ -413,8 +410,14 @@ def _cycle(dataset: Dataset, batch_size: int, collate, seed: int):
         rounds += 1
 
 
-def load_trained_mama(path: str | Path):
-    """(model, tokenizer, config) from a run folder (best, else latest checkpoint) or a checkpoint."""
+def make_criterion(loss: LossSection, *, gather: bool) -> AngularMarginLoss:
+    """The contrastive loss a `loss` section describes, at its initial logit scale."""
+    return AngularMarginLoss(AngularMarginConfig(
+        margin=loss.margin, init_scale=loss.init_scale, max_scale=loss.max_scale, gather=gather))
+
+
+def _checkpoint_folder(path: str | Path) -> Path:
+    """A run folder's best checkpoint (else its latest), or `path` itself when it is a checkpoint."""
     path = Path(path)
     if (path / "best" / ckpt.TRAINED).exists():
         path = path / "best"
@@ -425,6 +428,22 @@ def load_trained_mama(path: str | Path):
         path = latest
     if not (path / ckpt.TRAINED).exists():
         raise MixmaError(f"{path}: not a MAMA run or checkpoint folder")
+    return path
+
+
+def load_trained_loss(path: str | Path) -> AngularMarginLoss:
+    """The contrastive loss of a run folder or checkpoint as trained (its margin and learned logit
+    scale), per process (not gathered): for analysing what a run's training pairs cost."""
+    path = _checkpoint_folder(path)
+    criterion = make_criterion(load_config(MAMATrainConfig, path / "config.yaml").loss, gather=False)
+    with torch.no_grad():
+        criterion.log_scale.copy_(ckpt.load_trained(path)["loss.log_scale"])
+    return criterion
+
+
+def load_trained_mama(path: str | Path):
+    """(model, tokenizer, config) from a run folder (best, else latest checkpoint) or a checkpoint."""
+    path = _checkpoint_folder(path)
     config = load_config(MAMATrainConfig, path / "config.yaml")
     cls = OpenEndedVideoQA if config.data.task == "qa" else DualEncoder
     model = cls.from_pretrained(config.model.init)

@@ -55,9 +55,10 @@ def compress_memory(
     b, n, p, c = bank.shape
     compute = torch.promote_types(bank.dtype, torch.float32)  # at least float32
     sizes = sizes.to(compute)
+    differentiable = torch.is_grad_enabled() and (bank.requires_grad or sizes.requires_grad)
     if out is not None:
-        _check_out(out, bank, sizes)
-    norms, dots = _norms_and_adjacent_dots(bank, compute)  # [B, N, P], [B, N-1, P]
+        _check_out(out, bank, sizes, differentiable)
+    norms, dots = _norms_and_adjacent_dots(bank, compute, differentiable)  # [B, N, P], [B, N-1, P]
     norms = norms.clamp_min(1e-8)
     similarity = dots / (norms[:, :-1] * norms[:, 1:])  # [B, N-1, P]
     k = similarity.argmax(dim=1, keepdim=True)  # [B, 1, P]; argmax returns the first maximum
@@ -78,28 +79,22 @@ def compress_memory(
     a, z = rows.index_select(0, first).to(compute), rows.index_select(0, first + p).to(compute)  # [B*P, C]
     merged = torch.lerp(a, z, weight).to(bank.dtype)  # a + (z - a) * weight
 
-    if out is not None:
-        values, new_sizes = out
-    elif torch.is_grad_enabled() and bank.requires_grad:  # `out=` writes cannot be differentiated
-        values = new_sizes = None
-    else:  # a fresh result, in huge pages where the OS offers them (see mixma._hugepages)
-        values = empty_large((b, n - 1, p, c), bank.dtype, device)
-        new_sizes = torch.empty(b, n - 1, p, dtype=compute, device=device)
-    if values is None:
+    if differentiable:  # `out=` writes cannot be differentiated
         values = rows.index_select(0, source).view(b, n - 1, p, c)
         new_sizes = torch.where(slot < k, sizes[:, :-1], sizes[:, 1:])
-    else:
+    else:  # into `out`, or a fresh result in huge pages where the OS offers them (mixma._hugepages)
+        values, new_sizes = out or (empty_large((b, n - 1, p, c), bank.dtype, device),
+                                    torch.empty(b, n - 1, p, dtype=compute, device=device))
         torch.index_select(rows, 0, source, out=values.view(b * (n - 1) * p, c))
         torch.where(slot < k, sizes[:, :-1], sizes[:, 1:], out=new_sizes)
     values.view(b * (n - 1) * p, c).index_copy_(0, target, merged)
     return values, new_sizes.scatter_(1, k, size_k + size_next)
 
 
-def _norms_and_adjacent_dots(bank: torch.Tensor, compute: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _norms_and_adjacent_dots(bank: torch.Tensor, compute: torch.dtype, differentiable: bool
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
     """`([B, N, P], [B, N-1, P])`: each slot's norm, and its dot product with the next slot."""
-    if bank.device.type == "cpu" and bank.dtype in (torch.float32, torch.float64) and not (
-        bank.requires_grad and torch.is_grad_enabled()
-    ):
+    if bank.device.type == "cpu" and bank.dtype in (torch.float32, torch.float64) and not differentiable:
         # NumPy's vecdot runs a BLAS dot per row with no temporary (torch's vecdot writes the
         # elementwise product out, ~2.3x slower). One call gives both quantities in one pass:
         # views [B, P, N-1, 2, C] pair row x[n] with itself (→ squared norm) and with x[n+1] (→ dot),
@@ -126,7 +121,7 @@ def _norms_and_adjacent_dots(bank: torch.Tensor, compute: torch.dtype) -> tuple[
     return norms, dots
 
 
-def _check_out(out, bank: torch.Tensor, sizes: torch.Tensor) -> None:
+def _check_out(out, bank: torch.Tensor, sizes: torch.Tensor, differentiable: bool) -> None:
     b, n, p, c = bank.shape
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise TypeError("out must be a (values, sizes) pair of tensors")
@@ -138,7 +133,7 @@ def _check_out(out, bank: torch.Tensor, sizes: torch.Tensor) -> None:
                              f"got {list(tensor.shape)} {tensor.dtype} on {tensor.device}")
         if not tensor.is_contiguous():
             raise ValueError(f"out {name} must be contiguous")
-    if torch.is_grad_enabled() and (bank.requires_grad or sizes.requires_grad):
+    if differentiable:
         raise RuntimeError("out= writes cannot be differentiated; call without out under autograd")
 
 
