@@ -10,7 +10,9 @@ This script measures that alignment (cosine and dot product, over the trainable 
 the pairs whose augmented caption is wrong and for those whose caption is right, on a run's initial
 model (`base/`) and on its final checkpoint, and how alignment varies with the loss, the only
 thing a Meta-Weight-Net weighting net sees: where alignment rises with loss, the objective pushes
-the net to give high-loss pairs, wrong ones included, more weight.
+the net to give high-loss pairs, wrong ones included, more weight. It also reports the weights
+`loss.meta.method=direct` would give the pairs (the clipped dot products, rescaled to average 1 per
+batch, as in `mixma.losses.weighting`) and their effective batch size.
 
     python experiments/mama_meta_alignment.py runs/mama-noisy/InfoNCE-seed{0,1,2} [--batches 12]
 """
@@ -32,8 +34,9 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
     checkpoint). Each of `batches` rounds draws a training batch (each video with a random one of
     its augmented captions) and a meta batch (each video with one of its clean reference captions),
     as training does, and compares every pair's loss gradient with the meta batch's mean-loss
-    gradient over the trainable parameters. Returns the mean cosine, dot product and loss of the
-    wrong and of the correct pairs, and the Spearman correlation of loss and dot over all pairs.
+    gradient over the trainable parameters. Returns the mean cosine, dot product, direct weight and
+    loss of the wrong and of the correct pairs, and the Spearman correlation of loss and dot over
+    all pairs.
     """
     from transformers import AutoTokenizer
 
@@ -73,25 +76,34 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
 
     train = [r for r in read_records(Path(data.root) / f"{data.train_split}.jsonl") if r.augmented]
     meta = read_records(Path(data.root) / f"{config.loss.meta_split}.jsonl")
-    pairs = []  # (caption correct?, loss, cosine, dot) per training pair
+    pairs = []  # (caption correct?, loss, cosine, dot, direct weight) per training pair
+    sizes = []  # effective batch size of the direct weights, per batch
     for _ in range(batches):
         chosen = [train[i] for i in rng.choice(len(train), config.run.batch_size, replace=False)]
         picks = [int(rng.integers(len(r.augmented))) for r in chosen]
         meta_chosen = [meta[i] for i in rng.choice(len(meta), config.loss.meta_batch_size, replace=False)]
         meta_grad = flat_grad(losses(meta_chosen, [str(rng.choice(r.captions)) for r in meta_chosen]).mean())
         per_pair = losses(chosen, [r.augmented[k] for r, k in zip(chosen, picks)])
+        batch = []
         for i, (record, k) in enumerate(zip(chosen, picks)):
             g = flat_grad(per_pair[i])
-            pairs.append((record.meta["augmented_correct"][k], float(per_pair[i]),
+            batch.append((record.meta["augmented_correct"][k], float(per_pair[i]),
                           float(torch.nn.functional.cosine_similarity(g, meta_grad, dim=0)), float(g @ meta_grad)))
-    correct, loss, cosine, dot = (np.array(column) for column in zip(*pairs))
+        clipped = np.maximum([row[3] for row in batch], 0.0)
+        direct = clipped * (len(clipped) / clipped.sum()) if clipped.sum() > 0 else clipped
+        pairs += [(*row, w) for row, w in zip(batch, direct)]
+        # Kish's effective sample size, as a fraction of the batch: 1 for equal weights, 1/n for one pair
+        sizes.append(direct.sum() ** 2 / (direct**2).sum() / len(direct) if direct.sum() > 0 else 0.0)
+    correct, loss, cosine, dot, direct = (np.array(column) for column in zip(*pairs))
     # A weighting net sees only the loss: what it can learn follows how alignment varies with loss
     # (Spearman: rank correlation, as the net may be any monotone function of the loss).
     loss_rank, dot_rank = np.argsort(np.argsort(loss)), np.argsort(np.argsort(dot))
-    result = {"spearman_loss_dot": float(np.corrcoef(loss_rank, dot_rank)[0, 1])}
+    result = {"spearman_loss_dot": float(np.corrcoef(loss_rank, dot_rank)[0, 1]),
+              "direct_effective_size": float(np.mean(sizes))}
     for kind, mask in (("wrong", ~correct), ("correct", correct)):
         result |= {f"cosine_{kind}": float(cosine[mask].mean()), f"dot_{kind}": float(dot[mask].mean()),
-                   f"loss_{kind}": float(loss[mask].mean()), f"pairs_{kind}": int(mask.sum())}
+                   f"direct_{kind}": float(direct[mask].mean()), f"loss_{kind}": float(loss[mask].mean()),
+                   f"pairs_{kind}": int(mask.sum())}
     return result
 
 
@@ -109,12 +121,13 @@ def main() -> None:
             rows.append({"run": run.name, "model": which} | result)
             print(json.dumps(rows[-1]))
     print("\n| run | model | cosine, wrong pairs | cosine, correct pairs | dot, wrong pairs | dot, correct pairs "
-          "| loss, wrong / correct | Spearman(loss, dot) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| direct weight, wrong / correct | direct: effective batch | loss, wrong / correct | Spearman(loss, dot) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['run']} | {r['model']} | {r['cosine_wrong']:.4f} | {r['cosine_correct']:.4f} | "
-              f"{r['dot_wrong']:.3g} | {r['dot_correct']:.3g} | {r['loss_wrong']:.2f} / {r['loss_correct']:.2f} "
-              f"| {r['spearman_loss_dot']:+.2f} |")
+              f"{r['dot_wrong']:.3g} | {r['dot_correct']:.3g} | {r['direct_wrong']:.2f} / {r['direct_correct']:.2f} "
+              f"| {r['direct_effective_size']:.0%} "
+              f"| {r['loss_wrong']:.2f} / {r['loss_correct']:.2f} | {r['spearman_loss_dot']:+.2f} |")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,11 @@ METHODS = {
     "angular margin + meta-weighting, weighting net lr 1e-2": ["loss.margin=0.1", "loss.weighting=meta", "loss.meta.lr=0.01"],
     "angular margin + meta-weighting from step 90": ["loss.margin=0.1", "loss.weighting=meta", "loss.meta.start=90"],
     "InfoNCE + meta-weighting from step 90": ["loss.margin=0.0", "loss.weighting=meta", "loss.meta.start=90"],
+    # beyond the paper: per-pair weights straight from the meta gradient, no loss → weight net
+    # (`loss.meta.method=direct`, learning to reweight), since a net that sees only the loss cannot
+    # separate wrong captions from hard correct ones here (experiments/mama_meta_alignment.py)
+    "angular margin + direct meta-weighting": ["loss.margin=0.1", "loss.weighting=meta", "loss.meta.method=direct"],
+    "InfoNCE + direct meta-weighting": ["loss.margin=0.0", "loss.weighting=meta", "loss.meta.method=direct"],
     # references, not contenders: what do the wrong captions cost, and what the change of caption style?
     "InfoNCE, wrong captions removed (oracle)": ["loss.margin=0.0", "loss.weighting=none", "data.root={oracle}",
                                                  "data.cache_dir={bench}/.frame_cache"],
@@ -137,7 +142,8 @@ def run(method: str, seed: int, args) -> dict:
     metrics = json.loads(out.stdout)
     summary = json.loads((folder / "summary.json").read_text())
     seconds = summary["seconds"]
-    weights = caption_weights(folder) if "meta" in method else {}
+    # a direct weighting has no function of the loss to evaluate afterwards
+    weights = caption_weights(folder) if "meta" in method and "direct" not in method else {}
     print(f"{method} seed {seed}: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in KEYS) + f" ({seconds:.0f} s) {weights}", flush=True)
     return {"method": method, "seed": seed, "seconds": seconds, "steps": summary["steps"], **{k: metrics[k] for k in KEYS},
             **weights}
@@ -150,10 +156,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="default: the config's")
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), metavar="METHOD",
+                        help="run and report only these (default: all): " + "; ".join(METHODS))
     args = parser.parse_args()
+    methods = args.methods or list(METHODS)
     args.out.mkdir(parents=True, exist_ok=True)
     oracle_bench(Path(args.bench), args.out / "bench-oracle")
-    jobs = [(m, s) for s in args.seeds for m in METHODS]
+    jobs = [(m, s) for s in args.seeds for m in methods]
     with ThreadPoolExecutor(args.parallel) as pool:
         results = list(pool.map(lambda job: run(*job, args), jobs))
     lines = [
@@ -163,7 +172,7 @@ def main() -> None:
         "| method | " + " | ".join(KEYS) + " | train time |",
         "|---|" + "---|" * len(KEYS) + "---|",
     ]
-    for method in METHODS:
+    for method in methods:
         rows = [r for r in results if r["method"] == method]
         cells = []
         for key in KEYS:
@@ -172,7 +181,7 @@ def main() -> None:
             cells.append(f"{statistics.mean(values):.1f} ± {spread:.1f}")
         seconds = statistics.mean(r["seconds"] for r in rows)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {seconds:.0f} s |")
-    weighted = [m for m in METHODS if any("weight_wrong" in r for r in results if r["method"] == m)]
+    weighted = [m for m in methods if any("weight_wrong" in r for r in results if r["method"] == m)]
     if weighted:
         lines += ["", "What the learned weighting does to the training pairs (final model and weighting net, mean over seeds):", "",
                   "| method | training pairs | mean weight | mean loss |", "|---|---|---|---|"]

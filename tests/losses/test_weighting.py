@@ -33,12 +33,12 @@ def gaussians(n: int, g: torch.Generator, dim: int = 2, separation: float = 1.5,
     return torch.randn(n, dim, generator=g, dtype=dtype) + (2 * y[:, None] - 1) * centre, y
 
 
-def snapshot(module: nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in module.parameters()]
+def snapshot(module: nn.Module | None) -> list[torch.Tensor]:
+    return [] if module is None else [p.detach().clone() for p in module.parameters()]
 
 
-def changed(before: list[torch.Tensor], module: nn.Module) -> bool:
-    return any(not torch.equal(b, p) for b, p in zip(before, module.parameters()))
+def changed(before: list[torch.Tensor], module: nn.Module | None) -> bool:
+    return module is not None and any(not torch.equal(b, p) for b, p in zip(before, module.parameters()))
 
 
 def test_weight_net_maps_losses_to_weights_in_the_unit_interval():
@@ -58,7 +58,9 @@ def test_mean_normalisation_makes_weights_average_one():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(normalize="l2"), dict(hidden=0), dict(meta_interval=0), dict(start=-1), dict(lr=0.0), dict(weight_decay=-1.0)]
+    "kwargs",
+    [dict(normalize="l2"), dict(hidden=0), dict(meta_interval=0), dict(start=-1), dict(lr=0.0), dict(weight_decay=-1.0),
+     dict(method="mlp"), dict(method="direct", normalize="none"), dict(method="direct", normalize="mean", meta_interval=2)],
 )
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
@@ -279,8 +281,72 @@ def test_bad_input_raises_value_error():
         weighting.step(model, functional_loss(model, bce), train, meta, lr=0.1, virtual=["head.weight"])
 
 
-def train_noisy_logistic(meta: bool, seed: int, steps: int = 300, lr: float = 0.5):
-    """Logistic regression on two Gaussians with 40% of the training labels flipped at random."""
+DIRECT = MetaWeightingConfig(method="direct", normalize="mean")
+
+
+def test_direct_weights_are_the_clipped_alignments_of_per_sample_gradients_with_the_meta_gradient():
+    """Learning to reweight, stated independently: w_i ∝ max(0, ∇ℓ_i · ∇L_meta), averaging 1."""
+    model, train, meta = logistic_meta_problem(seed=7)
+    weighting = MetaWeighting(DIRECT)
+    result = weighting.step(model, functional_loss(model, bce), train, meta, lr=0.5)
+
+    params = list(model.parameters())
+    meta_gradient = torch.autograd.grad(bce(model(meta[0]), meta[1]).mean(), params)
+    x, y = train
+    alignments = torch.stack([
+        sum((g * m).sum() for g, m in zip(torch.autograd.grad(bce(model(x[i : i + 1]), y[i : i + 1])[0], params),
+                                          meta_gradient))
+        for i in range(len(y))
+    ])
+    expected = alignments.clamp_min(0)
+    expected = expected / expected.mean()
+    assert (expected == 0).any() and (expected > 0).sum() >= 2  # some pairs clipped, some kept
+    torch.testing.assert_close(result.weights, expected)
+    torch.testing.assert_close(result.meta_loss, bce(model(meta[0]), meta[1]).mean().detach())  # ε = 0: the model
+    torch.testing.assert_close(result.loss, (result.weights * result.losses).mean())
+    assert not result.weights.requires_grad and all(p.grad is None for p in params)
+    result.loss.backward()  # the real step still has the training losses' graph
+    expected_grad = torch.autograd.grad((result.weights * bce(model(x), y)).mean(), model.weight)[0]
+    torch.testing.assert_close(model.weight.grad, expected_grad)
+
+
+def test_direct_method_has_no_net_checkpoints_its_counter_and_honours_warm_up():
+    weighting, results, _ = run_calls(MetaWeightingConfig(method="direct", normalize="mean", start=1), 3)
+    assert weighting.net is None and weighting.optimizer is None
+    torch.testing.assert_close(results[0].weights, torch.ones_like(results[0].losses))  # warm-up
+    assert results[0].meta_loss is None and all(r.meta_loss is not None for r in results[1:])
+    with pytest.raises(RuntimeError, match="direct"):
+        weighting.weights(results[0].losses.detach())
+    checkpoint = io.BytesIO()
+    torch.save(weighting.state_dict(), checkpoint)
+    checkpoint.seek(0)
+    resumed = MetaWeighting(MetaWeightingConfig(method="direct", normalize="mean", start=1))
+    resumed.load_state_dict(torch.load(checkpoint))
+    assert resumed.state_dict() == {"calls": 3}
+
+
+def test_direct_weights_when_no_pair_helps_the_meta_batch_or_it_has_no_gradient():
+    model, _, _ = logistic_meta_problem(seed=8)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    loss_fn = functional_loss(model, bce)
+    x = torch.randn(1, 2, dtype=torch.float64).expand(3, 2)
+    ones, zeros = torch.ones(3, dtype=torch.long), torch.zeros(3, dtype=torch.long)
+    # σ(0) = ½: each training pair's gradient is the exact opposite of the meta batch's: all weights 0
+    result = MetaWeighting(DIRECT).step(model, loss_fn, (x, ones), (x, zeros), lr=0.5)
+    assert torch.equal(result.weights, torch.zeros(3, dtype=torch.float64))
+    # one meta example of each label: their gradients cancel, the meta batch says nothing: plain mean
+    result = MetaWeighting(DIRECT).step(model, loss_fn, (x, ones), (x[:2], torch.tensor([0, 1])), lr=0.5)
+    assert torch.equal(result.weights, torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(result.loss, result.losses.mean())
+
+
+def train_noisy_logistic(meta: bool | MetaWeightingConfig, seed: int, steps: int = 300, lr: float = 0.5):
+    """Logistic regression on two Gaussians with 40% of the training labels flipped at random.
+
+    `meta`: False for the plain mean, True for the net (weighting net lr 1e-2), or a config.
+    """
     g = torch.Generator().manual_seed(seed)
     x, clean = gaussians(500, g)
     corrupt = torch.rand(500, generator=g) < 0.4
@@ -291,12 +357,16 @@ def train_noisy_logistic(meta: bool, seed: int, steps: int = 300, lr: float = 0.
     torch.manual_seed(seed)
     model = nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    weighting = MetaWeighting(MetaWeightingConfig(lr=1e-2))
+    weighting = MetaWeighting(meta if isinstance(meta, MetaWeightingConfig) else MetaWeightingConfig(lr=1e-2))
     loss_fn = functional_loss(model, bce)
+    corrupt_weights, clean_weights = [], []  # direct weights as training gave them
     for _ in range(steps):
         idx = torch.randint(0, 500, (100,), generator=g)
         if meta:
-            loss = weighting.step(model, loss_fn, (x[idx], y[idx]), (meta_x, meta_y), lr).loss
+            result = weighting.step(model, loss_fn, (x[idx], y[idx]), (meta_x, meta_y), lr)
+            corrupt_weights.append(result.weights[corrupt[idx]])
+            clean_weights.append(result.weights[~corrupt[idx]])
+            loss = result.loss
         else:
             loss = bce(model(x[idx]), y[idx]).mean()
         optimizer.zero_grad()
@@ -304,14 +374,17 @@ def train_noisy_logistic(meta: bool, seed: int, steps: int = 300, lr: float = 0.
         optimizer.step()
     with torch.no_grad():
         accuracy = ((model(test_x)[:, 0] > 0).long() == test_y).float().mean().item()
+        if weighting.net is None:  # no weighting function: the weights training used
+            return accuracy, torch.cat(corrupt_weights).mean().item(), torch.cat(clean_weights).mean().item()
         weights = weighting.weights(bce(model(x), y))
     return accuracy, weights[corrupt].mean().item(), weights[~corrupt].mean().item()
 
 
-def test_meta_weighting_down_weights_corrupted_labels_on_a_toy_problem():
+@pytest.mark.parametrize("config", [True, DIRECT], ids=["net", "direct"])
+def test_meta_weighting_down_weights_corrupted_labels_on_a_toy_problem(config):
     seeds = (0, 1, 2)
     plain = [train_noisy_logistic(False, s)[0] for s in seeds]
-    weighted = [train_noisy_logistic(True, s) for s in seeds]
+    weighted = [train_noisy_logistic(config, s) for s in seeds]
     for accuracy, corrupt_weight, clean_weight in weighted:
         assert corrupt_weight < 0.5 * clean_weight
     assert sum(w[0] for w in weighted) / len(seeds) >= sum(plain) / len(seeds)

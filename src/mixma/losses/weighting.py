@@ -13,6 +13,15 @@ Fixes against MAMA's code (`research/mama.md` §2.3): the virtual parameters rea
 model's (via `torch.func.functional_call`), so the meta loss depends on `Θ` and the weighting net is
 actually trained; the meta batch comes from a caller-supplied clean meta set, not the validation
 split; the virtual model is built from the current parameters at every meta step.
+
+`MetaWeightingConfig(method="direct")` replaces the net by the per-sample weights the same
+bi-level objective asks for at this step ("learning to reweight", Ren et al. 2018): with `ε = 0`,
+`ŵ(ε) = w − α ∇_w Σ_i ε_i ℓ_i / n`, the weights are `max(0, −∂ℓ^meta(ŵ)/∂ε_i)`, i.e. how well pair
+`i`'s gradient agrees with the meta batch's (`(α/n) ∇ℓ^meta · ∇ℓ_i`), rescaled to average 1. It
+sees more than a loss → weight net can (which cannot tell a wrong caption from a hard correct one
+of the same loss), but one batch's alignments are noisy: on our noisy-caption benchmark it did
+worse than the net, because clipping keeps the positive half of the wrong pairs' large, scattered
+gradients and leaves a third of each batch carrying the weight (experiments/README.md, MAMA study).
 """
 
 from __future__ import annotations
@@ -31,12 +40,17 @@ LossFn = Callable[[Mapping[str, Tensor], Any], Tensor]
 buffers replaced by `tensors` (a name → tensor mapping for `torch.func.functional_call`)."""
 
 NORMALIZATIONS = ("none", "mean")
+METHODS = ("net", "direct")
 
 
 @dataclass(frozen=True)
 class MetaWeightingConfig:
     """Options of `MetaWeighting`; every default lives here."""
 
+    # "net": a loss → weight MLP trained bi-level (Meta-Weight-Net, as MAMA); "direct": each meta
+    # step's weights are the clipped per-sample meta gradients themselves (learning to reweight; no
+    # net, so `hidden`, `lr` and `weight_decay` are unused; needs normalize="mean", meta_interval=1)
+    method: str = "net"
     hidden: int = 100  # width of the weighting MLP (MW-Net; MAMA's code uses 64)
     lr: float = 1e-3  # Adam learning rate of the weighting net (MW-Net; MAMA: AdamW 1e-5)
     weight_decay: float = 1e-4  # Adam weight decay of the weighting net (MW-Net)
@@ -50,6 +64,13 @@ class MetaWeightingConfig:
     start: int = 0
 
     def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.method == "direct" and (self.normalize != "mean" or self.meta_interval != 1):
+            # raw direct weights are gradient dot products scaled by lr / n: only their ratios mean
+            # anything; and they exist only on the steps whose meta gradient made them
+            raise ValueError("method 'direct' needs normalize='mean' and meta_interval=1, "
+                             f"got {self.normalize!r} and {self.meta_interval}")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
         if self.hidden < 1 or self.meta_interval < 1:
@@ -155,7 +176,7 @@ class MetaWeighting:
     Args:
         config: options (default `MetaWeightingConfig()`).
         optimizer: factory `params -> Optimizer` for the weighting net (default: Adam with
-            `config.lr` and `config.weight_decay`).
+            `config.lr` and `config.weight_decay`); unused with method "direct", which has no net.
         device: where the weighting net lives.
     """
 
@@ -167,11 +188,14 @@ class MetaWeighting:
         device: torch.device | str | None = None,
     ):
         self.config = config or MetaWeightingConfig()
-        self.net = WeightNet(self.config.hidden).to(device)
-        if optimizer is None:
-            self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
-        else:
-            self.optimizer = optimizer(self.net.parameters())
+        self.net: WeightNet | None = None  # none with method "direct"
+        self.optimizer: torch.optim.Optimizer | None = None
+        if self.config.method == "net":
+            self.net = WeightNet(self.config.hidden).to(device)
+            if optimizer is None:
+                self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+            else:
+                self.optimizer = optimizer(self.net.parameters())
         self.calls = 0  # `step` calls so far; bi-level updates at calls = start, start + interval, ...
 
     def _raw_weights(self, losses: Tensor) -> Tensor:
@@ -184,7 +208,11 @@ class MetaWeighting:
 
         Raises:
             ValueError: if `losses` is not `[n]` with n >= 1.
+            RuntimeError: with method "direct": its weights come from a meta step's gradients,
+                not from the losses.
         """
+        if self.net is None:
+            raise RuntimeError("method 'direct' has no loss → weight function: weights come from MetaWeighting.step")
         _check_losses(losses, "losses")
         with torch.no_grad():
             return self._raw_weights(losses)
@@ -205,7 +233,9 @@ class MetaWeighting:
         meta call (every `meta_interval`-th, the first at `start`) this runs the bi-level update of
         the module docstring; the virtual model's forward uses copies of the model's buffers, so e.g.
         batch-norm statistics are not updated by the meta batch. Other calls only weight the
-        training losses with the current net. The model's parameters get no gradients here:
+        training losses with the current net. With method "direct" every call after the warm-up
+        computes its own weights from the meta gradient (module docstring) instead. The model's
+        parameters get no gradients here:
         backpropagate `MetaStep.loss` and step the model's optimizer as usual.
 
         Args:
@@ -237,20 +267,41 @@ class MetaWeighting:
             weights = torch.ones_like(losses).detach()
             return MetaStep(loss=losses.mean(), losses=losses, weights=weights, meta_loss=None)
         meta_loss = None
-        if (self.calls - self.config.start) % self.config.meta_interval == 0:
-            meta_loss = self._update_net(model, params, losses, loss_fn, meta_batch, lr, virtual)
+        if self.net is None:  # method "direct": every call is a meta call (meta_interval is 1)
+            weights, meta_loss = self._direct_weights(model, params, losses, loss_fn, meta_batch, lr, virtual)
+        else:
+            if (self.calls - self.config.start) % self.config.meta_interval == 0:
+                meta_loss = self._update_net(model, params, losses, loss_fn, meta_batch, lr, virtual)
+            weights = self.weights(losses)
         self.calls += 1
-        weights = self.weights(losses)
         return MetaStep(loss=(weights * losses).mean(), losses=losses, weights=weights, meta_loss=meta_loss)
 
-    def _update_net(self, model, params, losses, loss_fn, meta_batch, lr, virtual) -> Tensor:
-        weights = self._raw_weights(losses)  # [n], a function of Θ (not of the model)
+    @staticmethod
+    def _virtual_meta_loss(model, params, losses, weights, loss_fn, meta_batch, lr, virtual) -> Tensor:
+        """The meta batch's mean loss after a virtual SGD step on `Σ weights · losses / n`."""
         stepped = params if virtual is None else {n: params[n] for n in virtual}
         stepped = virtual_parameters(stepped, (weights * losses).mean(), lr)
         buffers = {n: b.clone() for n, b in model.named_buffers()}
         meta_losses = loss_fn({**params, **stepped, **buffers}, meta_batch)
         _check_losses(meta_losses, "loss_fn on the meta batch")
-        meta_loss = meta_losses.mean()
+        return meta_losses.mean()
+
+    def _direct_weights(self, model, params, losses, loss_fn, meta_batch, lr, virtual) -> tuple[Tensor, Tensor]:
+        epsilon = torch.zeros_like(losses, requires_grad=True)  # [n]; at 0 the virtual model is the model
+        meta_loss = self._virtual_meta_loss(model, params, losses, epsilon, loss_fn, meta_batch, lr, virtual)
+        # as in _update_net, grad leaves the training losses' forward graph for the real step
+        (gradient,) = torch.autograd.grad(meta_loss, epsilon)
+        if not gradient.any():  # a flat meta loss (e.g. one pair, no negatives) says nothing: plain mean
+            return torch.ones_like(losses).detach(), meta_loss.detach()
+        weights = (-gradient).clamp_min(0)  # pairs that would raise the meta loss get 0
+        total = weights.sum()
+        # every pair would raise the meta loss: learn nothing from this batch (as learning to reweight)
+        weights = weights * (len(weights) / total) if total > 0 else weights
+        return weights.detach(), meta_loss.detach()
+
+    def _update_net(self, model, params, losses, loss_fn, meta_batch, lr, virtual) -> Tensor:
+        weights = self._raw_weights(losses)  # [n], a function of Θ (not of the model)
+        meta_loss = self._virtual_meta_loss(model, params, losses, weights, loss_fn, meta_batch, lr, virtual)
         net_params = list(self.net.parameters())
         # grad, not backward: the model's .grad must not receive these second-order terms. Only
         # the nodes leading to the net are run and freed; the training losses' forward graph
@@ -271,7 +322,9 @@ class MetaWeighting:
         return meta_loss.detach()
 
     def state_dict(self) -> dict[str, Any]:
-        """Net, optimizer and counter state, for checkpoints."""
+        """Net, optimizer (method "net" only) and counter state, for checkpoints."""
+        if self.net is None:
+            return {"calls": self.calls}
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "calls": self.calls}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -280,6 +333,7 @@ class MetaWeighting:
         Raises:
             KeyError: if a part is missing.
         """
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.net is not None:
+            self.net.load_state_dict(state["net"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.calls = int(state["calls"])
