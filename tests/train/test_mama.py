@@ -16,7 +16,7 @@ from mixma.cli import main
 from mixma.data.annotations import read_records
 from mixma.data.synthetic import SyntheticConfig, make_benchmark
 from mixma.train.checkpoint import load_trained
-from mixma.train.mama import load_trained_loss
+from mixma.train.mama import _cycle, load_trained_loss
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,8 @@ def args(bench, tiny_bert, run, *extra):
     return ["train", "mama", "-o", str(run), *sum((["--set", s] for s in settings), [])]
 
 
-WEIGHTINGS = {"none": ["loss.weighting=none"], "meta": ["loss.weighting=meta"],
-              # the tiny benchmark's meta split has one video (no negatives, no meta gradient): use train
+# the tiny benchmark's meta split has one video (no negatives, no meta gradient): meta batches from train
+WEIGHTINGS = {"none": ["loss.weighting=none"], "meta": ["loss.weighting=meta", "loss.meta_split=train"],
               "direct": ["loss.weighting=meta", "loss.meta.method=direct", "loss.meta.normalize=mean",
                          "loss.meta_split=train"]}
 
@@ -76,6 +76,21 @@ def test_retrieval_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert, weig
         assert ("net" in state["stateful"]["meta_weighting"]) == (weighting == "meta")
 
 
+@pytest.mark.parametrize("setting", ["loss.meta_split=meta", "loss.meta_batch_size=1"])
+def test_retrieval_meta_weighting_refuses_meta_batches_of_one_pair(capsys, tmp_path, bench, tiny_bert, setting):
+    run = tmp_path / "run"
+    assert main(args(bench, tiny_bert, run, "loss.weighting=meta", "loss.meta_split=train", setting)) == 2
+    assert "at least 2 pairs" in capsys.readouterr().err
+
+
+def test_meta_batches_cycle_forever_and_drop_a_short_last_batch():
+    batches = _cycle(list(range(5)), 2, list, seed=0, smallest=2)
+    passes = [[next(batches) for _ in range(2)] for _ in range(3)]  # 2 batches of 2 per pass, the 1 left over dropped
+    for first, second in passes:
+        assert len(first) == len(second) == 2 and not set(first) & set(second)
+    assert passes[0] != passes[1]  # a new order each pass
+
+
 def test_qa_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
     run = tmp_path / "qa"
     assert main(args(bench, tiny_bert, run, "data.task=qa", "loss.weighting=meta", "run.max_steps=2")) == 0
@@ -89,7 +104,7 @@ def test_qa_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
 def test_torchrun_two_processes(tmp_path, bench, tiny_bert, weighting):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "mixma", *args(bench, tiny_bert, run, f"loss.weighting={weighting}")]
+           "-m", "mixma", *args(bench, tiny_bert, run, *WEIGHTINGS[weighting])]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]

@@ -370,7 +370,13 @@ def train_mama(config: MAMATrainConfig, *, resume: bool = False, progress: bool 
             meta_records = load_records(data, config.loss.meta_split)
             meta_pairs = qa_pairs(meta_records, data.root) if qa else retrieval_pairs(meta_records, data.root, "original")
             meta_set = PairDataset(meta_pairs, frames, train_spec, transform, seed=config.run.seed + 1)
-            meta_batches = _cycle(meta_set, config.loss.meta_batch_size, collate, config.run.seed)
+            # one retrieval pair has no negatives: its contrastive loss, and so the meta gradient, is 0
+            smallest = 1 if qa else 2
+            if min(len(meta_set), config.loss.meta_batch_size) < smallest:
+                raise MixmaError(f"meta-weighting for retrieval needs meta batches of at least 2 pairs (one pair's "
+                                 f"contrastive loss is 0): the {config.loss.meta_split} split has {len(meta_set)}, "
+                                 f"loss.meta_batch_size is {config.loss.meta_batch_size}")
+            meta_batches = _cycle(meta_set, config.loss.meta_batch_size, collate, config.run.seed, smallest)
 
         def loss(batch, step, lr):
             batch.pop("index")
@@ -399,15 +405,20 @@ def train_mama(config: MAMATrainConfig, *, resume: bool = False, progress: bool 
         teardown()
 
 
-def _cycle(dataset: Dataset, batch_size: int, collate, seed: int):
-    """Endless shuffled batches of the meta set (a new order, and new frame draws, each pass)."""
+def _cycle(dataset: Dataset, batch_size: int, collate, seed: int, smallest: int = 1):
+    """Endless shuffled batches of the meta set (a new order, and new frame draws, each pass).
+
+    A pass's last batch is dropped when it holds fewer than `smallest` items.
+    """
     rounds = 0
     while True:
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(rounds)
         order = np.random.default_rng([seed, rounds, 11]).permutation(len(dataset)).tolist()
         for start in range(0, len(order), batch_size):
-            yield collate([dataset[i] for i in order[start : start + batch_size]])
+            chosen = order[start : start + batch_size]
+            if len(chosen) >= smallest:
+                yield collate([dataset[i] for i in chosen])
         rounds += 1
 
 
