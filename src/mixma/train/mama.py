@@ -449,7 +449,7 @@ def load_trained_loss(path: str | Path) -> AngularMarginLoss:
     path = _checkpoint_folder(path)
     criterion = make_criterion(load_config(MAMATrainConfig, path / "config.yaml").loss, gather=False)
     with torch.no_grad():
-        criterion.log_scale.copy_(ckpt.load_trained(path)["loss.log_scale"])
+        criterion.log_scale.copy_(ckpt.load_trained(path, ["loss.log_scale"])["loss.log_scale"])
     return criterion
 
 
