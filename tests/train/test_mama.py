@@ -103,7 +103,7 @@ def test_qa_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
     assert 0 <= metrics["top1"] <= 100 and metrics["count"] > 0
 
 
-@pytest.mark.parametrize("weighting", ["none", "meta"])
+@pytest.mark.parametrize("weighting", list(WEIGHTINGS))
 def test_torchrun_two_processes(tmp_path, bench, tiny_bert, weighting):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
