@@ -41,12 +41,10 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
     from transformers import AutoTokenizer
 
     from mixma.data.annotations import read_records
-    from mixma.data.frame_cache import FrameLoader, FrameSpec
-    from mixma.data.transforms import TransformConfig, VideoTransform
     from mixma.models.dual_encoder import DualEncoder
     from mixma.train import checkpoint as ckpt
     from mixma.train.config import load_config
-    from mixma.train.mama import MAMATrainConfig, load_trained_loss, load_trained_mama, make_criterion
+    from mixma.train.mama import MAMATrainConfig, load_trained_loss, load_trained_mama, make_criterion, video_input
 
     latest = ckpt.latest_checkpoint(run)
     if which == "final":
@@ -59,9 +57,7 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
     model.train()
     data = config.data
     params = [p for p in model.parameters() if p.requires_grad]
-    frames = FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache")
-    spec = FrameSpec(data.num_frames, data.train_strategy, data.decode_size or data.image_size, dict(data.mixed))
-    transform = VideoTransform(TransformConfig(size=data.image_size), train=False)
+    frames, spec, transform = video_input(data, data.train_strategy)  # training's sampling, no augmentation
     rng = np.random.default_rng(seed)
 
     def losses(records, captions):

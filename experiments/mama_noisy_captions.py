@@ -66,11 +66,9 @@ def caption_weights(folder: Path, seed: int = 0) -> dict[str, float]:
     import torch
 
     from mixma.data.annotations import read_records
-    from mixma.data.frame_cache import FrameLoader, FrameSpec
-    from mixma.data.transforms import TransformConfig, VideoTransform
     from mixma.losses.weighting import MetaWeighting
     from mixma.train import checkpoint as ckpt
-    from mixma.train.mama import load_trained_loss, load_trained_mama
+    from mixma.train.mama import load_trained_loss, load_trained_mama, video_input
 
     latest = ckpt.latest_checkpoint(folder)
     model, tokenizer, config = load_trained_mama(latest)
@@ -79,9 +77,7 @@ def caption_weights(folder: Path, seed: int = 0) -> dict[str, float]:
     meta.load_state_dict(torch.load(latest / "training_state.pt", weights_only=False)["stateful"]["meta_weighting"])
     criterion = load_trained_loss(latest)
     records = [r for r in read_records(Path(data.root) / f"{data.train_split}.jsonl") if r.augmented]
-    frames = FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache")
-    spec = FrameSpec(data.num_frames, data.eval_strategy, data.decode_size or data.image_size, dict(data.mixed))
-    transform = VideoTransform(TransformConfig(size=data.image_size), train=False)
+    frames, spec, transform = video_input(data, data.eval_strategy)
     with torch.no_grad():
         videos = torch.cat([model.embed_videos(torch.stack([transform(frames.load(r.video_path(data.root), spec))
                                                               for r in records[i : i + batch_size]]))

@@ -56,7 +56,7 @@ class MetaWeightingConfig:
     weight_decay: float = 1e-4  # Adam weight decay of the weighting net (MW-Net)
     normalize: str = "none"  # "none": raw sigmoid weights (MW-Net); "mean": rescaled to average 1
     meta_interval: int = 1  # full bi-level step every k-th `step` call; the others only weight
-    # `step` calls on the plain loss (every weight 1, the net untouched) before weighting begins.
+    # start: how many first `step` calls use the plain loss (every weight 1, the net untouched).
     # Early on, a high-loss pair's gradient aligns with the meta gradient whether or not its label
     # is wrong, so a net trained from the first step learns to favour noisy pairs (measured in
     # experiments/README.md, MAMA study); a warm-up lets the model learn first. (On the synthetic
@@ -264,8 +264,7 @@ class MetaWeighting:
         _check_losses(losses, "loss_fn on the training batch")
         if self.calls < self.config.start:  # warm-up on the plain loss
             self.calls += 1
-            weights = torch.ones_like(losses).detach()
-            return MetaStep(loss=losses.mean(), losses=losses, weights=weights, meta_loss=None)
+            return MetaStep(loss=losses.mean(), losses=losses, weights=torch.ones_like(losses), meta_loss=None)
         meta_loss = None
         if self.net is None:  # method "direct": every call is a meta call (meta_interval is 1)
             weights, meta_loss = self._direct_weights(model, params, losses, loss_fn, meta_batch, lr, virtual)
@@ -292,12 +291,11 @@ class MetaWeighting:
         # as in _update_net, grad leaves the training losses' forward graph for the real step
         (gradient,) = torch.autograd.grad(meta_loss, epsilon)
         if not gradient.any():  # a flat meta loss (e.g. one pair, no negatives) says nothing: plain mean
-            return torch.ones_like(losses).detach(), meta_loss.detach()
-        weights = (-gradient).clamp_min(0)  # pairs that would raise the meta loss get 0
-        total = weights.sum()
-        # every pair would raise the meta loss: learn nothing from this batch (as learning to reweight)
-        weights = weights * (len(weights) / total) if total > 0 else weights
-        return weights.detach(), meta_loss.detach()
+            return torch.ones_like(losses), meta_loss.detach()
+        # pairs that would raise the meta loss get 0; when every pair would, all weights stay 0 and
+        # the batch teaches nothing (as learning to reweight)
+        weights = normalize_weights((-gradient).clamp_min(0), self.config.normalize)
+        return weights, meta_loss.detach()
 
     def _update_net(self, model, params, losses, loss_fn, meta_batch, lr, virtual) -> Tensor:
         weights = self._raw_weights(losses)  # [n], a function of Θ (not of the model)

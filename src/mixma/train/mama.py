@@ -260,6 +260,15 @@ def save_base(target: Path, model, tokenizer) -> None:
 # -- evaluation --------------------------------------------------------------------------------
 
 
+def video_input(data: MAMADataSection, strategy: str, *, augment: bool = False
+                ) -> tuple[FrameLoader, FrameSpec, VideoTransform]:
+    """How `data`'s videos become model input: the frame cache, sampling with `strategy`, and the
+    transform (training augmentation when `augment`), in `PairDataset`'s argument order."""
+    frames = FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache")
+    spec = FrameSpec(data.num_frames, strategy, data.decode_size or data.image_size, dict(data.mixed))
+    return frames, spec, VideoTransform(TransformConfig(size=data.image_size), train=augment)
+
+
 @torch.no_grad()
 def evaluate_retrieval(encoder: DualEncoder, tokenizer, records: list[VideoRecord], data: MAMADataSection,
                        *, batch_size: int = 16, device=torch.device("cpu"), progress: bool = True) -> dict:
@@ -267,9 +276,7 @@ def evaluate_retrieval(encoder: DualEncoder, tokenizer, records: list[VideoRecor
     encoder.eval()
     records = [r for r in records if r.captions]
     pairs = [Pair(r.id, r.video_path(data.root), _clip(r), tuple(r.captions)) for r in records]
-    dataset = PairDataset(pairs, FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache"),
-                          FrameSpec(data.num_frames, data.eval_strategy, data.decode_size or data.image_size, dict(data.mixed)),
-                          VideoTransform(TransformConfig(size=data.image_size), train=False))
+    dataset = PairDataset(pairs, *video_input(data, data.eval_strategy))
     videos = []
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=lambda items: torch.stack([it["pixel_values"] for it in items]))
     for pixels in tqdm(loader, desc="embed videos", disable=not progress, leave=False):
@@ -292,9 +299,7 @@ def evaluate_qa(model: OpenEndedVideoQA, tokenizer, records: list[VideoRecord], 
                 *, batch_size: int = 16, device=torch.device("cpu"), progress: bool = True) -> dict:
     model.eval()
     pairs = qa_pairs(records, data.root)
-    dataset = PairDataset(pairs, FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache"),
-                          FrameSpec(data.num_frames, data.eval_strategy, data.decode_size or data.image_size, dict(data.mixed)),
-                          VideoTransform(TransformConfig(size=data.image_size), train=False))
+    dataset = PairDataset(pairs, *video_input(data, data.eval_strategy))
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collate(tokenizer, data.max_text_len))
     predictions, references = {}, {}
     for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
@@ -317,10 +322,7 @@ def train_mama(config: MAMATrainConfig, *, resume: bool = False, progress: bool 
         data = config.data
         train_records = load_records(data, data.train_split)
         eval_records = load_records(data, data.eval_split) if data.eval_split else []
-        frames = FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache")
-        size = data.decode_size or data.image_size
-        train_spec = FrameSpec(data.num_frames, data.train_strategy, size, dict(data.mixed))
-        transform = VideoTransform(TransformConfig(size=data.image_size), train=True)
+        frames, train_spec, transform = video_input(data, data.train_strategy, augment=True)
 
         resuming = resume and (out / "base").exists()
         qa = data.task == "qa"
