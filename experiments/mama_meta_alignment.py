@@ -41,27 +41,28 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
     from transformers import AutoTokenizer
 
     from mixma.data.annotations import read_records
+    from mixma.data.section import video_input
     from mixma.models.dual_encoder import DualEncoder
-    from mixma.train import checkpoint as ckpt
-    from mixma.train.config import load_config
-    from mixma.train.mama import MAMATrainConfig, load_trained_loss, load_trained_mama, make_criterion, video_input
+    from mixma.runs.folder import latest_checkpoint
+    from mixma.runs.mama import load_config, load_mama_run, load_trained_loss, make_criterion
 
-    latest = ckpt.latest_checkpoint(run)
+    latest = latest_checkpoint(run)
     if which == "final":
-        model, tokenizer, config = load_trained_mama(latest)
+        trained = load_mama_run(latest)
+        model, tokenizer, config = trained.model, trained.tokenizer, trained.config
         criterion = load_trained_loss(latest)
     else:  # the model and loss scale training started from
-        config = load_config(MAMATrainConfig, latest / "config.yaml")
+        config = load_config(latest)
         model, tokenizer = DualEncoder.from_pretrained(run / "base"), AutoTokenizer.from_pretrained(run / "base")
         criterion = make_criterion(config.loss, gather=False)
     model.train()
     data = config.data
     params = [p for p in model.parameters() if p.requires_grad]
-    frames, spec, transform = video_input(data, data.train_strategy)  # training's sampling, no augmentation
+    video = video_input(data, data.train_strategy)  # training's sampling, no augmentation
     rng = np.random.default_rng(seed)
 
     def losses(records, captions):
-        pixels = torch.stack([transform(frames.load(r.video_path(data.root), spec)) for r in records])
+        pixels = torch.stack([video(r.video_path(data.root)) for r in records])
         tok = tokenizer(captions, padding=True, truncation=True, max_length=data.max_text_len, return_tensors="pt")
         out = model(pixel_values=pixels, input_ids=tok.input_ids, attention_mask=tok.attention_mask)
         return criterion(out.video_emb, out.text_emb)  # [n]

@@ -29,26 +29,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 METHODS = {
-    "InfoNCE": ["loss.margin=0.0", "loss.weighting=none"],
-    "angular margin": ["loss.margin=0.1", "loss.weighting=none"],
-    "angular margin + meta-weighting": ["loss.margin=0.1", "loss.weighting=meta"],
+    "InfoNCE": ["loss.contrastive.margin=0.0", "loss.weighting=none"],
+    "angular margin": ["loss.contrastive.margin=0.1", "loss.weighting=none"],
+    "angular margin + meta-weighting": ["loss.contrastive.margin=0.1", "loss.weighting=meta"],
     # ablations of the full method: the weighting without the margin, a weighting net that learns 10x
     # faster, and weighting that starts after 90 of the 270 steps (experiments/mama_meta_alignment.py
     # shows why: early on, alignment with the clean meta gradient rises with a pair's loss, and
     # wrong and correct pairs have the same loss)
-    "InfoNCE + meta-weighting": ["loss.margin=0.0", "loss.weighting=meta"],
-    "angular margin + meta-weighting, weighting net lr 1e-2": ["loss.margin=0.1", "loss.weighting=meta", "loss.meta.lr=0.01"],
-    "angular margin + meta-weighting from step 90": ["loss.margin=0.1", "loss.weighting=meta", "loss.meta.start=90"],
-    "InfoNCE + meta-weighting from step 90": ["loss.margin=0.0", "loss.weighting=meta", "loss.meta.start=90"],
+    "InfoNCE + meta-weighting": ["loss.contrastive.margin=0.0", "loss.weighting=meta"],
+    "angular margin + meta-weighting, weighting net lr 1e-2": ["loss.contrastive.margin=0.1", "loss.weighting=meta", "loss.meta.lr=0.01"],
+    "angular margin + meta-weighting from step 90": ["loss.contrastive.margin=0.1", "loss.weighting=meta", "loss.meta.start=90"],
+    "InfoNCE + meta-weighting from step 90": ["loss.contrastive.margin=0.0", "loss.weighting=meta", "loss.meta.start=90"],
     # beyond the paper: per-pair weights straight from the meta gradient, no loss → weight net
     # (`loss.meta.method=direct`, learning to reweight), since a net that sees only the loss cannot
     # separate wrong captions from hard correct ones here (experiments/mama_meta_alignment.py)
-    "angular margin + direct meta-weighting": ["loss.margin=0.1", "loss.weighting=meta", "loss.meta.method=direct"],
-    "InfoNCE + direct meta-weighting": ["loss.margin=0.0", "loss.weighting=meta", "loss.meta.method=direct"],
+    "angular margin + direct meta-weighting": ["loss.contrastive.margin=0.1", "loss.weighting=meta", "loss.meta.method=direct"],
+    "InfoNCE + direct meta-weighting": ["loss.contrastive.margin=0.0", "loss.weighting=meta", "loss.meta.method=direct"],
     # references, not contenders: what do the wrong captions cost, and what the change of caption style?
-    "InfoNCE, wrong captions removed (oracle)": ["loss.margin=0.0", "loss.weighting=none", "data.root={oracle}",
+    "InfoNCE, wrong captions removed (oracle)": ["loss.contrastive.margin=0.0", "loss.weighting=none", "data.root={oracle}",
                                                  "data.cache_dir={bench}/.frame_cache"],
-    "InfoNCE on the clean reference captions": ["loss.margin=0.0", "loss.weighting=none", "data.captions=original"],
+    "InfoNCE on the clean reference captions": ["loss.contrastive.margin=0.0", "loss.weighting=none", "data.captions=original"],
 }
 KEYS = ["t2v/R@1", "t2v/R@5", "v2t/R@1", "v2t/R@5"]
 
@@ -66,21 +66,23 @@ def caption_weights(folder: Path, seed: int = 0) -> dict[str, float]:
     import torch
 
     from mixma.data.annotations import read_records
+    from mixma.data.section import video_input
     from mixma.losses.weighting import MetaWeighting
-    from mixma.train import checkpoint as ckpt
-    from mixma.train.mama import load_trained_loss, load_trained_mama, video_input
+    from mixma.runs.folder import latest_checkpoint
+    from mixma.runs.mama import load_mama_run, load_trained_loss
+    from mixma.train.state import load_state
 
-    latest = ckpt.latest_checkpoint(folder)
-    model, tokenizer, config = load_trained_mama(latest)
+    latest = latest_checkpoint(folder)
+    trained = load_mama_run(latest)
+    model, tokenizer, config = trained.model, trained.tokenizer, trained.config
     data, batch_size = config.data, config.run.batch_size
     meta = MetaWeighting(config.loss.meta)
-    meta.load_state_dict(torch.load(latest / "training_state.pt", weights_only=False)["stateful"]["meta_weighting"])
+    meta.load_state_dict(load_state(latest)["stateful"]["meta_weighting"])
     criterion = load_trained_loss(latest)
     records = [r for r in read_records(Path(data.root) / f"{data.train_split}.jsonl") if r.augmented]
-    frames, spec, transform = video_input(data, data.eval_strategy)
+    video = video_input(data, data.eval_strategy)
     with torch.no_grad():
-        videos = torch.cat([model.embed_videos(torch.stack([transform(frames.load(r.video_path(data.root), spec))
-                                                              for r in records[i : i + batch_size]]))
+        videos = torch.cat([model.embed_videos(torch.stack([video(r.video_path(data.root)) for r in records[i : i + batch_size]]))
                             for i in range(0, len(records), batch_size)])
         tokens = [tokenizer(list(r.augmented), padding=True, truncation=True, max_length=data.max_text_len, return_tensors="pt")
                   for r in records]

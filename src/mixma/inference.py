@@ -1,82 +1,109 @@
 """Ask questions about a video and caption it with a trained MA-LMM.
 
     assistant = VideoAssistant.from_checkpoint("runs/malmm-synthetic")
-    assistant.ask("clip.mp4", "how many times did the red circle appear?")   # ["two", ...]
-    assistant.caption("clip.mp4")
+    assistant.ask("clip.mp4", "how many times did the red circle appear?").text   # "two"
+    assistant.caption("clip.mp4").text
 
 A checkpoint is a training run's folder (its best checkpoint), a checkpoint folder, or a model
 folder saved with `save_pretrained` (an MA-LMM or an InstructBLIP checkpoint). Frames are sampled
-and preprocessed as the model was evaluated during training, unless told otherwise.
+and preprocessed as the model was evaluated during training, unless told otherwise;
+`pixel_values` is that bridge on its own (a video or a `FrameSample` in, model input out).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, replace
 
 import torch
 
-from mixma.data.transforms import TransformConfig, VideoTransform
-from mixma.data.video_text import Prompts
+from mixma.data.section import Strategy, video_input
 from mixma.models.malmm import MALMM
-from mixma.models.malmm.processing import MALMMProcessor
-from mixma.train.malmm import DataSection, GenerateSection, load_trained_malmm, visual_tokens
-from mixma.video.sampling import sample_frames
+from mixma.models.malmm.processing import MALMMProcessor, visual_token_count
+from mixma.runs.malmm import GenerateSection, MALMMDataSection, load_malmm_run
+from mixma.video.sampling import FrameSample
+
+MAX_BEAMS = 5
 
 
 @dataclass(frozen=True)
 class Answer:
     text: str  # the best beam
     beams: list[str]  # every returned beam, best first
+    scores: list[float]  # each beam's score (log-probability, length-penalised as generation ranks them)
 
 
 class VideoAssistant:
-    """MA-LMM question answering and captioning for video files."""
+    """MA-LMM question answering and captioning for video files.
 
-    def __init__(self, model: MALMM, processor: MALMMProcessor, data: DataSection | None = None,
-                 generate: GenerateSection | None = None):
+    Args:
+        model, processor: an MA-LMM and its processor.
+        data: how frames are sampled and preprocessed (a run's data section; default: 16
+            uniform frames at the model's input size).
+        generate: decoding options (default: MA-LMM's).
+        task: what the model was trained for, if known (`caption` warns for other tasks).
+    """
+
+    def __init__(self, model: MALMM, processor: MALMMProcessor, data: MALMMDataSection | None = None,
+                 generate: GenerateSection | None = None, task: str | None = None):
         self.model, self.processor = model.eval(), processor
-        image_size = model.config.vision_config.image_size
-        self.data = data or DataSection(num_frames=16, image_size=image_size)
+        self.data = data or MALMMDataSection(num_frames=16, image_size=model.config.vision_config.image_size)
         self.generate_options = generate or GenerateSection()
-        self.transform = VideoTransform(TransformConfig(size=self.data.image_size), train=False)
+        self.task = task
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, memory_bank_length: int | None = None) -> VideoAssistant:
-        model, processor, config = load_trained_malmm(path, memory_bank_length)
-        if config is None:
-            return cls(model, processor)
-        return cls(model, processor, config.data, config.generate)
+        """Load a run, checkpoint or model folder (see the module docstring).
 
-    def _pixels(self, video, num_frames, strategy) -> torch.Tensor:
-        sample = sample_frames(video, num_frames, strategy, size=self.data.decode_size or self.data.image_size,
-                               **(self.data.mixed if strategy == "mixed" else {}))
-        return self.transform(sample.frames)[None]  # [1, T, 3, S, S]
+        Raises:
+            RunError: nothing loadable at `path`, or a run of another trainer (MAMA).
+        """
+        trained = load_malmm_run(path, memory_bank_length=memory_bank_length)
+        if trained.config is None:
+            return cls(trained.model, trained.processor)
+        config = trained.config
+        return cls(trained.model, trained.processor, config.data, config.generate, config.data.task)
+
+    def pixel_values(self, video: str | os.PathLike | FrameSample, num_frames: int | None = None,
+                     strategy: Strategy | None = None) -> torch.Tensor:
+        """Model input `float [1, T, 3, S, S]` for a video file (sampled as the model was evaluated,
+        or with `num_frames` / `strategy`) or for frames already sampled (a `FrameSample`), with
+        the model's resizing and normalisation."""
+        source = replace(self.data, num_frames=num_frames or self.data.num_frames)
+        frames = video_input(source, strategy or self.data.eval_strategy, cached=False)  # a user's clip: no cache
+        if isinstance(video, FrameSample):
+            return frames.transform(video.frames)[None]
+        return frames(video)[None]  # [1, T, 3, S, S]
 
     @torch.no_grad()
-    def _run(self, video, prompt, num_frames, strategy, **generate) -> Answer:
+    def _run(self, video, prompt: str, num_frames, strategy, **generate) -> Answer:
         num_frames = num_frames or self.data.num_frames
-        strategy = strategy or self.data.eval_strategy
         options = replace(self.generate_options, **{k: v for k, v in generate.items() if v is not None})
-        batch = self.processor([prompt], None, visual_tokens(self.model, num_frames))
-        beams = min(5, options.num_beams)
-        out = self.model.generate(
-            pixel_values=self._pixels(video, num_frames, strategy), **batch, num_beams=options.num_beams,
-            num_return_sequences=beams, max_new_tokens=options.max_new_tokens, min_new_tokens=options.min_new_tokens,
-            repetition_penalty=options.repetition_penalty, length_penalty=options.length_penalty, do_sample=False,
-        )
-        texts = self.processor.decode(out, batch["input_ids"].shape[1])
-        return Answer(texts[0], texts)
+        batch = self.processor([prompt], None, visual_token_count(self.model.config, num_frames))
+        beams = min(MAX_BEAMS, options.num_beams)
+        out = self.model.generate(pixel_values=self.pixel_values(video, num_frames, strategy), **batch,
+                                  **options.kwargs(beams), return_dict_in_generate=True, output_scores=True)
+        texts = self.processor.decode(out.sequences, batch["input_ids"].shape[1])
+        scores = getattr(out, "sequences_scores", None)
+        return Answer(texts[0], texts, [] if scores is None else [float(s) for s in scores])
 
-    def ask(self, video: str | os.PathLike, question: str, *, num_frames: int | None = None, strategy: str | None = None,
-            **generate) -> Answer:
-        """Answer `question` about `video` (prompted as the model was trained for QA)."""
-        prompts = self.data.prompts if isinstance(self.data.prompts, Prompts) else Prompts()
-        return self._run(video, prompts.qa.format(question=question), num_frames, strategy, **generate)
+    def ask(self, video: str | os.PathLike | FrameSample, question: str, *, num_frames: int | None = None,
+            strategy: Strategy | None = None, **generate) -> Answer:
+        """Answer `question` about `video` (prompted as the model was trained for QA).
 
-    def caption(self, video: str | os.PathLike, *, num_frames: int | None = None, strategy: str | None = None,
-                **generate) -> Answer:
+        Raises:
+            ValueError: an empty question.
+        """
+        if not question.strip():
+            raise ValueError("the question is empty")
+        return self._run(video, self.data.prompts.qa.format(question=question.strip()), num_frames, strategy, **generate)
+
+    def caption(self, video: str | os.PathLike | FrameSample, *, num_frames: int | None = None,
+                strategy: Strategy | None = None, **generate) -> Answer:
         """Describe `video` (with the captioning prompt; longer answers allowed by default)."""
+        if self.task is not None and self.task != "captioning":
+            warnings.warn(f"this model was trained for {self.task}, not captioning: its captions may be poor", stacklevel=2)
         generate.setdefault("max_new_tokens", max(30, self.generate_options.max_new_tokens))
         generate.setdefault("length_penalty", 1.0)
         return self._run(video, self.data.prompts.captioning, num_frames, strategy, **generate)

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 
 from mixma.data.frame_cache import FrameLoader, FrameSpec
+from mixma.video.mixed import MixedConfig
 from mixma.video.sampling import sample_frames, segment_indices
 from tests.conftest import frame_index
 
@@ -27,11 +28,11 @@ def test_cached_frames_equal_decoded_frames(tmp_path, indexed_video):
 def test_mixed_options_do_not_reach_other_strategies(tmp_path, indexed_video):
     """A config trains with `mixed` and its options, and evaluates with `uniform`."""
     loader = FrameLoader(tmp_path / "cache")
-    uniform = loader.load(indexed_video, FrameSpec(6, "uniform", 48, {"step": 1}))
+    uniform = loader.load(indexed_video, FrameSpec(6, "uniform", 48, MixedConfig(step=1)))
     np.testing.assert_array_equal(uniform, loader.load(indexed_video, FrameSpec(6, "uniform", 48)))
-    draws = loader.load(indexed_video, FrameSpec(6, "segment", 48, {"step": 1}), np.random.default_rng(0))
+    draws = loader.load(indexed_video, FrameSpec(6, "segment", 48, MixedConfig(step=1)), np.random.default_rng(0))
     assert draws.shape[0] == 6
-    stepped = loader.load(indexed_video, FrameSpec(6, "mixed", 48, {"step": 1}))
+    stepped = loader.load(indexed_video, FrameSpec(6, "mixed", 48, MixedConfig(step=1)))
     default = loader.load(indexed_video, FrameSpec(6, "mixed", 48))
     assert stepped.shape == default.shape and len(list((tmp_path / "cache").rglob("*.npy"))) == 4  # own entries
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
 
+from mixma.data.collate import tokenize_multiple_choice
 from mixma.models.dual_encoder import DualEncoder
 from mixma.models.video_qa import (
     IGNORE_INDEX,
@@ -17,7 +18,6 @@ from mixma.models.video_qa import (
     OpenEndedVideoQA,
     VideoQAConfig,
     normalize_answer,
-    tokenize_multiple_choice,
 )
 
 from .conftest import make_frames, make_text, tiny_clip_vision_config

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mixma.train.config import ConfigError, dump_config, load_config
-from mixma.train.malmm import MALMMTrainConfig
-from mixma.train.mama import MAMATrainConfig
+from mixma.config import ConfigError, dump_config, load_config
+from mixma.runs.malmm import MALMMRunConfig as MALMMTrainConfig
+from mixma.runs.mama import MAMARunConfig as MAMATrainConfig
+from mixma.video.mixed import MixedConfig
 
 
 def test_defaults_file_and_overrides(tmp_path):
@@ -18,7 +19,7 @@ def test_defaults_file_and_overrides(tmp_path):
     cfg = load_config(MALMMTrainConfig, path, ["run.epochs=3", "data.mixed={mode: strobe}", "model.init=null"])
     assert cfg.data.root == "bench" and cfg.data.num_frames == 16 and cfg.run.epochs == 3
     assert cfg.optim.lr == 1e-4 and cfg.optim.betas == (0.9, 0.98)  # "1e-4" reads as a string in YAML 1.1
-    assert cfg.data.mixed == {"mode": "strobe"} and cfg.model.init is None
+    assert cfg.data.mixed == MixedConfig(mode="strobe") and cfg.model.init is None
     assert cfg.data.prompts.qa == "Question: {question} Short answer:"  # untouched defaults stay
     again = load_config(MALMMTrainConfig, None, [])
     assert again.run.epochs == 5
@@ -80,7 +81,7 @@ def test_shipped_configs_load_strictly_with_every_override_the_studies_use():
         resolved = [o.format(oracle="bench-oracle", bench="bench") for o in overrides]
         load_config(MAMATrainConfig, ROOT / "configs/mama_synthetic.yaml", resolved)
     warm = load_config(MAMATrainConfig, ROOT / "configs/mama_synthetic.yaml", methods["InfoNCE + meta-weighting from step 90"])
-    assert warm.loss.meta.start == 90 and warm.loss.margin == 0.0 and warm.loss.weighting == "meta"
+    assert warm.loss.meta.start == 90 and warm.loss.contrastive.margin == 0.0 and warm.loss.weighting == "meta"
 
     malmm = load_config(MALMMTrainConfig, ROOT / "configs/malmm_synthetic.yaml")
     assert not malmm.model.train_vision and malmm.model.train_llm  # the recipe experiments/README.md measures

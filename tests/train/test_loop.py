@@ -16,9 +16,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mixma.train import checkpoint as ckpt
-from mixma.train.config import OptimConfig, RunConfig
+from mixma.runs.config import OptimConfig, RunConfig
 from mixma.train.distributed import Distributed
 from mixma.train.loop import RunExists, TrainingJob, epoch_batches, fit
+from mixma.train.state import save_state
 from mixma.train.optim import learning_rate, parameter_groups
 
 
@@ -89,9 +90,9 @@ def test_training_time_adds_up_over_resumes(tmp_path):
     optim, run = settings(tmp_path, max_steps=5)
     fit(make_job(), optim, run, "cfg", Distributed(), progress=False)
     latest = ckpt.latest_checkpoint(tmp_path)
-    state = torch.load(latest / "training_state.pt", weights_only=False)
+    state = ckpt.load_state(latest)
     state["seconds"] = 1000.0  # as if the first process had trained for a long time
-    torch.save(state, latest / "training_state.pt")
+    save_state(latest, state)
     summary = fit(make_job(), *settings(tmp_path), "cfg", Distributed(), resume=True, progress=False)
     assert 1000 <= summary["seconds"] < 1000 + 600  # rounded to 0.1 s: a fast machine trains the rest in less
     times = [e["time"] for e in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "time" in e]

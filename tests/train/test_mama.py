@@ -16,8 +16,10 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from mixma.cli import main
 from mixma.data.annotations import read_records
 from mixma.data.synthetic import SyntheticConfig, make_benchmark
-from mixma.train.checkpoint import load_trained
-from mixma.train.mama import _cycle, load_trained_loss
+from mixma.runs.folder import read_trained as load_trained
+from mixma.runs.mama import load_trained_loss
+from mixma.train.checkpoint import load_state
+from mixma.train.mama import _cycle
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def tiny_bert(tmp_path_factory):
 
 def args(bench, tiny_bert, run, *extra):
     settings = [
-        f"data.root={bench}", f"model.text={tiny_bert}", "model.small_vision.hidden=32", "model.projection_dim=32",
+        f"data.root={bench}", f"model.text={tiny_bert}", "model.small_vision.hidden=32", "model.encoder.projection_dim=32",
         "data.image_size=32", "data.num_frames=4", "run.batch_size=4", "run.eval_batch_size=8", "run.epochs=1",
         "optim.warmup_steps=2", "optim.lr=1e-3", "loss.meta_batch_size=4", *extra,
     ]
@@ -74,7 +76,7 @@ def test_retrieval_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert, weig
     assert criterion.config.margin == 0.05 and not criterion.config.gather
     assert criterion.log_scale.item() == trained_scale.item() != pytest.approx(math.log(100.0))
     if weighting != "none":  # the weighting net and its optimizer (method "net") and the counter are checkpointed
-        state = torch.load(next((run / "checkpoints").glob("step-*")) / "training_state.pt", weights_only=False)
+        state = load_state(next((run / "checkpoints").glob("step-*")))
         assert state["stateful"]["meta_weighting"]["calls"] == summary["steps"]
         assert ("net" in state["stateful"]["meta_weighting"]) == (weighting == "meta")
 

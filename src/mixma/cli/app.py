@@ -1,4 +1,8 @@
-"""The `mixma` entry point and how it reports errors.
+"""The `mixma` entry point: every command registered in one place, and how errors are reported.
+
+Each command module defines plain functions (their parameters are the options); `build_app`
+registers them, so what the CLI offers is readable here, in order. Commands import the heavy
+parts of the library (torch, transformers) only when they run.
 
 Bad input (a file that is not a video, a malformed annotation, an invalid option) prints one line
 starting with `error:` on stderr and exits with code 2, without a traceback. Set MIXMA_DEBUG=1 to
@@ -7,45 +11,84 @@ see the traceback instead.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from collections.abc import Callable
 
 import typer
 from typer.exceptions import TyperException
 
+from mixma.cli import ask, augment, bench, data, evaluate, frames, train
 from mixma.errors import MixmaError
+from mixma.train.registry import TRAINERS
 
-app = typer.Typer(
-    name="mixma",
-    help="Long-video understanding with language models: MixedFrame sampling, MA-LMM and MAMA.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def fail(message: str) -> typer.Exit:
-    """Print `error: message` and return an exception that exits with code 2 (raise it)."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
+def help_text(func: Callable) -> str:
+    """A command's docstring for click, with its indented blocks (examples, lists) kept as written:
+    click re-flows every paragraph unless it starts with its no-rewrap marker, a line holding \\b."""
+    paragraphs = inspect.cleandoc(func.__doc__ or "").split("\n\n")
+    kept = ["\b\n" + p if p.startswith(" ") else p for p in paragraphs]
+    return "\n\n".join(kept)
 
 
-def quiet_transformers() -> None:
-    """Hide transformers' loading/saving progress bars and advisory warnings (our own bars and
-    messages say what is going on); MIXMA_DEBUG=1 keeps them."""
-    if os.environ.get("MIXMA_DEBUG") == "1":
-        return
-    from transformers.utils import logging as hf_logging
+def command(group: typer.Typer, name: str, func: Callable, **options) -> None:
+    group.command(name, help=help_text(func), **options)(func)
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+
+def _group(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                       context_settings=SETTINGS)
+
+
+def build_app() -> typer.Typer:
+    """The `mixma` command and its subcommands."""
+    app = typer.Typer(
+        name="mixma",
+        help="Long-video understanding with language models: MixedFrame sampling, MA-LMM and MAMA.",
+        no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+        context_settings=SETTINGS,
+    )
+    command(app, "frames", frames.frames, no_args_is_help=True)
+
+    bench_app = _group("The synthetic long-video benchmark (see `mixma bench make --help`).")
+    command(bench_app, "make", bench.make, no_args_is_help=True)
+    app.add_typer(bench_app, name="bench")
+
+    data_app = _group("Standard datasets: list the readers, convert annotations to canonical JSONL.")
+    command(data_app, "list", data.list_datasets)
+    command(data_app, "convert", data.convert, no_args_is_help=True)
+    app.add_typer(data_app, name="data")
+
+    train_app = _group("Train a model from a YAML config (see configs/).")
+    for kind, trainer in TRAINERS.items():
+        command(train_app, kind, train.train_command(kind, trainer.summary), no_args_is_help=True)
+    app.add_typer(train_app, name="train")
+
+    command(app, "eval", evaluate.evaluate, no_args_is_help=True)
+    command(app, "ask", ask.ask, no_args_is_help=True)
+    command(app, "caption", ask.caption, no_args_is_help=True)
+    command(app, "augment-captions", augment.augment_captions_command, no_args_is_help=True)
+    return app
+
+
+app = build_app()
+
+
+def _usage_error(exc: TyperException) -> int:
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # `mixma` or `mixma frames` alone: print the help, and fail (nothing was done)
+        return 2
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 success, 2 bad input, 130 interrupted)."""
-    from mixma.cli import ask, augment, bench, data, evaluate, frames, train  # noqa: F401  (registers the commands)
-
     debug = os.environ.get("MIXMA_DEBUG") == "1"
     try:
         result = app(args=argv, prog_name="mixma", standalone_mode=False)
@@ -56,18 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("error: interrupted", err=True)
         return 130
     except TyperException as exc:  # usage errors raised by typer's bundled click
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            exc.show()  # `mixma` or `mixma frames` alone: print the help
-            return 0
-        ctx = getattr(exc, "ctx", None)
-        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
-        return 2
+        return _usage_error(exc)
     except (MixmaError, ValueError, OSError) as exc:
         if debug:
             raise
         message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.filename}: {exc.strerror}"
-        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
         return 2
 
 

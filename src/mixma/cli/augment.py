@@ -11,7 +11,7 @@ from mixma.augment.captioner import PROMPTS, CaptionConfig
 from mixma.augment.grid import GridConfig, parse_grid
 from mixma.augment.keyframes import KeyframeConfig
 from mixma.augment.pipeline import AugmentConfig, augment_captions
-from mixma.cli.app import app, fail, quiet_transformers
+from mixma.cli._common import fail, quiet_transformers
 from mixma.data.annotations import read_records
 
 _KEYFRAMES, _GRID, _CAPTION, _AUGMENT = KeyframeConfig(), GridConfig(), CaptionConfig(), AugmentConfig()
@@ -31,7 +31,6 @@ class DType(str, Enum):
     bfloat16 = "bfloat16"
 
 
-@app.command("augment-captions", no_args_is_help=True)
 def augment_captions_command(
     annotations: Path = typer.Argument(..., help="The annotation file (canonical JSONL); video paths are relative to its folder."),
     model: Path = typer.Option(..., "--model", "-m", help="A LLaVA model folder in Hugging Face layout, e.g. a download of llava-hf/llava-1.5-7b-hf."),

@@ -7,16 +7,11 @@ from pathlib import Path
 
 import typer
 
-from mixma.cli.app import app
 from mixma.data.synthetic import SyntheticConfig, make_benchmark
-
-bench_app = typer.Typer(help="The synthetic long-video benchmark (see `mixma bench make --help`).", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
 
 _DEFAULTS = SyntheticConfig()
 
 
-@bench_app.command(no_args_is_help=True)
 def make(
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write videos/, the split files and benchmark.json into."),
     videos: int = typer.Option(_DEFAULTS.videos, "--videos", min=1, help="How many videos."),

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import typer
 
-from mixma.cli.app import app, fail
+from mixma.cli._common import fail
 from mixma.data.readers import DATASETS, write_dataset
 from mixma.errors import AnnotationError
-
-data_app = typer.Typer(help="Standard datasets: list the readers, convert annotations to canonical JSONL.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 
 _SHOWN_REASONS = 3
 
@@ -33,7 +30,6 @@ def parse_settings(settings: list[str] | None) -> dict[str, object]:
     return options
 
 
-@data_app.command("list")
 def list_datasets() -> None:
     """List the registered datasets, their splits, options and the files each expects."""
     for spec in DATASETS.values():
@@ -47,7 +43,6 @@ def list_datasets() -> None:
             typer.echo(f"    options: {options}")
 
 
-@data_app.command(no_args_is_help=True)
 def convert(
     dataset: str = typer.Argument(..., help="A dataset name (see `mixma data list`)."),
     root: Path = typer.Argument(..., help="The dataset folder holding its annotation files."),

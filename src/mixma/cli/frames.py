@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mixma.cli.app import app, fail
+from mixma.cli._common import fail
 from mixma.video.export import save_sample
 from mixma.video.mixed import MixedConfig
 from mixma.video.sampling import sample_frames
@@ -43,7 +43,6 @@ def parse_size(text: str | None):
 MIXED = "MixedFrame options (--strategy mixed)"
 
 
-@app.command(no_args_is_help=True)
 def frames(
     video: Path = typer.Argument(..., help="The video file."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the frames, sheet.jpg and frames.json."),

@@ -65,6 +65,11 @@ class VideoRecord:
     augmented: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def clip(self) -> tuple[float | None, float | None] | None:
+        """`(start, end)` seconds when the record is a clip of a longer video, else None."""
+        return (self.start, self.end) if self.start is not None or self.end is not None else None
+
     def video_path(self, root: str | os.PathLike) -> Path:
         """The video file, resolving a relative `video` against `root` (the annotation folder)."""
         path = Path(self.video)

@@ -8,36 +8,48 @@ every epoch. `FrameLoader` returns the frames a sample needs, `uint8 [T, H, W, 3
   of the clip) at the decode size and draws from that; videos longer than `max_dense_frames`
   are decoded on the fly instead.
 
-Cache files are named by a hash of the video's path, size and modification time and of every
-option that shapes the frames, so an edited video or a changed option is never served stale. They
-are written atomically, so parallel workers and ranks can share one cache folder.
+Cache files are named by a hash of the video's path, size and modification time, of every
+option that shapes the frames *as resolved* (MixedFrame's defaults included, so a changed default
+is a new key) and of `CACHE_VERSION`, so an edited video, a changed option or a changed sampler
+is never served stale. They are written atomically, so parallel workers and ranks can share one
+cache folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 
 from mixma._atomic import atomic_path
 from mixma.video.convert import Size
+from mixma.video.mixed import MixedConfig
 from mixma.video.reader import VideoReader
 from mixma.video.sampling import clip_range, sample_frames, segment_indices
 
 
+# Bump when a sampling strategy's output changes for the same options (a new algorithm, a fix).
+CACHE_VERSION = 2
+
+
 @dataclass(frozen=True)
 class FrameSpec:
-    """How to sample frames; every default lives here."""
+    """How to sample frames; every default lives here (MixedFrame's in `MixedConfig`)."""
 
     num_frames: int = 8
-    strategy: str = "uniform"  # uniform | segment | mixed
+    strategy: Literal["uniform", "segment", "mixed"] = "uniform"
     size: Size = 224  # decode size: shorter side, or (height, width)
-    mixed: dict[str, Any] = field(default_factory=dict)  # MixedConfig options; ignored by other strategies
+    mixed: MixedConfig = field(default_factory=MixedConfig)  # used by `mixed` only
+
+    def options(self) -> dict:
+        """The strategy's own options, resolved: what shapes its frames besides count and size."""
+        return dataclasses.asdict(self.mixed) if self.strategy == "mixed" else {}
 
 
 class FrameLoader:
@@ -56,7 +68,8 @@ class FrameLoader:
         if self.cache_dir is None:
             return None
         stat = path.stat()
-        blob = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, *parts], sort_keys=True, default=str)
+        blob = json.dumps([CACHE_VERSION, str(path.resolve()), stat.st_size, stat.st_mtime_ns, *parts],
+                          sort_keys=True, default=str)
         digest = hashlib.sha1(blob.encode()).hexdigest()
         return self.cache_dir / digest[:2] / f"{digest}.npy"
 
@@ -88,7 +101,7 @@ class FrameLoader:
         if spec.strategy == "segment":
             return self._segment(path, spec, rng or np.random.default_rng(), clip)
         # one config serves several strategies (train mixed, evaluate uniform): options are mixed's alone
-        options = spec.mixed if spec.strategy == "mixed" else {}
+        options = spec.options()
         key = self._key(path, spec.strategy, spec.num_frames, spec.size, options, clip)
         cached = self._load(key)
         if cached is not None:

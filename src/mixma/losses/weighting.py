@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -50,11 +50,11 @@ class MetaWeightingConfig:
     # "net": a loss → weight MLP trained bi-level (Meta-Weight-Net, as MAMA); "direct": each meta
     # step's weights are the clipped per-sample meta gradients themselves (learning to reweight; no
     # net, so `hidden`, `lr` and `weight_decay` are unused; needs normalize="mean", meta_interval=1)
-    method: str = "net"
+    method: Literal["net", "direct"] = "net"
     hidden: int = 100  # width of the weighting MLP (MW-Net; MAMA's code uses 64)
     lr: float = 1e-3  # Adam learning rate of the weighting net (MW-Net; MAMA: AdamW 1e-5)
     weight_decay: float = 1e-4  # Adam weight decay of the weighting net (MW-Net)
-    normalize: str = "none"  # "none": raw sigmoid weights (MW-Net); "mean": rescaled to average 1
+    normalize: Literal["none", "mean"] = "none"  # "none": raw sigmoid weights (MW-Net); "mean": rescaled to average 1
     meta_interval: int = 1  # full bi-level step every k-th `step` call; the others only weight
     # start: how many first `step` calls use the plain loss (every weight 1, the net untouched).
     # Early on, a high-loss pair's gradient aligns with the meta gradient whether or not its label

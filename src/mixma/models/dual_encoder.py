@@ -30,39 +30,33 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from mixma._atomic import atomic_open, atomic_path
+from mixma.models.folder import ModelFolderMixin
 from mixma.models.temporal import TEMPORAL_KINDS, build_temporal, check_frame_mask
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 FRAME_POOLINGS = ("pooler", "cls", "mean")
 TEXT_POOLINGS = ("auto", "pooler", "cls", "mean")
 
 
-@dataclass
-class DualEncoderConfig:
-    """Architecture and options of a `DualEncoder`; every default lives here.
+@dataclass(kw_only=True)
+class DualEncoderOptions:
+    """Everything about a `DualEncoder` but its towers; every default lives here.
 
-    `vision_config` / `text_config` are the towers' Hugging Face configs as dicts
-    (`PretrainedConfig.to_dict()`, including `model_type`), so a saved model rebuilds its towers
-    with `AutoModel.from_config` and no hub access.
+    A training config's `model.encoder` section is this dataclass; `DualEncoderConfig` adds the
+    towers' configs.
     """
 
-    vision_config: dict[str, Any]  # HF config of the image tower (e.g. a CLIPVisionConfig dict)
-    text_config: dict[str, Any]  # HF config of the text tower (e.g. CLIPTextConfig, BertConfig dict)
     projection_dim: int = 512  # joint-space width (CLIP B/32 and CLIP-ViP use 512)
-    frame_pooling: str = "pooler"  # per-frame vector: the tower's pooler_output (CLIP: post-LN CLS), "cls" or "mean" of tokens
-    text_pooling: str = "auto"  # "pooler" (CLIP: EOS token), "cls", "mean" (masked); auto: pooler for *_text_model towers, else mean
-    temporal: str = "mean"  # frame aggregation: "mean" (masked mean) or "transformer" (residual, starts as mean)
+    frame_pooling: Literal["pooler", "cls", "mean"] = "pooler"  # per-frame vector: the tower's pooler_output (CLIP: post-LN CLS), its CLS token or the token mean
+    text_pooling: Literal["auto", "pooler", "cls", "mean"] = "auto"  # "pooler" (CLIP: EOS token), "cls", "mean" (masked); auto: pooler for *_text_model towers, else mean
+    temporal: Literal["mean", "transformer"] = "mean"  # frame aggregation: masked mean, or a residual temporal transformer (starts as mean)
     temporal_layers: int = 2  # encoder layers of the temporal transformer
     temporal_heads: int = 8  # its attention heads (must divide the vision width)
     temporal_dropout: float = 0.1  # its dropout
@@ -83,12 +77,29 @@ class DualEncoderConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.temporal_dropout < 1:
             raise ValueError(f"temporal_dropout must be in [0, 1), got {self.temporal_dropout}")
+
+
+@dataclass
+class DualEncoderConfig(DualEncoderOptions):
+    """Architecture and options of a `DualEncoder`: the towers' Hugging Face configs as dicts
+    (`PretrainedConfig.to_dict()`, including `model_type`), so a saved model rebuilds its towers
+    with `AutoModel.from_config` and no hub access, plus `DualEncoderOptions`."""
+
+    vision_config: dict[str, Any]  # HF config of the image tower (e.g. a CLIPVisionConfig dict)
+    text_config: dict[str, Any]  # HF config of the text tower (e.g. CLIPTextConfig, BertConfig dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("vision_config", "text_config"):
             if "model_type" not in getattr(self, name):
                 raise ValueError(f"{name} must be a transformers config dict with a 'model_type'")
             # hold exactly what config.json will hold (e.g. id2label's int keys become strings),
             # so a config equals its saved-and-loaded self
             setattr(self, name, json.loads(json.dumps(getattr(self, name))))
+
+    @property
+    def options(self) -> DualEncoderOptions:
+        return DualEncoderOptions(**{f.name: getattr(self, f.name) for f in fields(DualEncoderOptions)})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,42 +213,6 @@ def _load_towers(
     return one(vision, "vision", both), one(vision if both else text, "text", both)
 
 
-# ---------------------------------------------------------------------------------------------
-# saving and loading whole models (shared with the QA models)
-
-
-def save_checkpoint(model: nn.Module, directory: str | os.PathLike, config: dict[str, Any]) -> Path:
-    """Write `config.json` (with the model's class name) and `model.safetensors`, atomically each."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_open(directory / CONFIG_NAME) as f:
-        json.dump({"model_class": type(model).__name__, **config}, f, indent=2, sort_keys=True)
-    with atomic_path(directory / WEIGHTS_NAME) as tmp:
-        save_model(model, str(tmp))
-    return directory
-
-
-def read_config(directory: str | os.PathLike, expected_class: str) -> dict[str, Any]:
-    """Read a checkpoint's `config.json`, checking it was saved by `expected_class`."""
-    path = Path(directory) / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: not a mixma model directory")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    saved = data.pop("model_class", None)
-    if saved is None:
-        raise ValueError(f"{directory} is not a mixma model directory (its config.json has no model_class)")
-    if saved != expected_class:
-        raise ValueError(f"{directory} holds a {saved}, not a {expected_class}")
-    return data
-
-
-def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:
-    """Load `model.safetensors` into `model` strictly (every key must match)."""
-    missing, unexpected = load_model(model, str(Path(directory) / WEIGHTS_NAME), strict=False)
-    if missing or unexpected:
-        raise ValueError(f"checkpoint does not match the model: missing {missing}, unexpected {unexpected}")
-
-
 def no_weight_decay_names(model: nn.Module) -> set[str]:
     """Names of the learned tokens and position tables that modules list in `no_weight_decay_params`."""
     return {
@@ -260,8 +235,9 @@ def _resolve_text_pooling(pooling: str, text_config: dict[str, Any]) -> str:
     return "pooler" if text_config["model_type"].endswith("_text_model") else "mean"
 
 
-class DualEncoder(nn.Module):
-    """Video-text dual encoder (see the module docstring).
+class DualEncoder(ModelFolderMixin, nn.Module):
+    """Video-text dual encoder (see the module docstring); saved and loaded with
+    `save_pretrained` / `from_pretrained` (`mixma.models.folder`).
 
     Args:
         config: architecture and options.
@@ -269,6 +245,8 @@ class DualEncoder(nn.Module):
             `config.vision_config` with random weights (as `from_pretrained` does before loading).
         text_model: same for the text tower.
     """
+
+    config_class = DualEncoderConfig
 
     def __init__(
         self,
@@ -348,18 +326,6 @@ class DualEncoder(nn.Module):
             with torch.no_grad():
                 ours.weight.copy_(tower.projection.weight)
         return model.train()
-
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write `config.json` and `model.safetensors` to `directory` (created if needed)."""
-        return save_checkpoint(self, directory, self.config.to_dict())
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> DualEncoder:
-        """Load a model written by `save_pretrained` (local directory, no hub), in eval mode."""
-        config = DualEncoderConfig.from_dict(read_config(directory, cls.__name__))
-        model = cls(config)
-        load_weights(model, directory)
-        return model.to(device).eval()
 
     # -- properties and training helpers ---------------------------------------------------
 

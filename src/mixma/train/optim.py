@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from mixma.train.config import OptimConfig
+from mixma.runs.config import OptimConfig
 
 _NO_DECAY = re.compile(r"(^|\.)(bias|[^.]*norm[^.]*|ln[^.]*|LayerNorm)(\.|$)", re.IGNORECASE)
 

@@ -24,6 +24,13 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 CONFIG_NAME = "malmm_processor.json"
 
 
+def visual_token_count(config, num_frames: int) -> int:
+    """How many image tokens the LLM input holds for an MA-LMM `config` (a `MALMMConfig`):
+    the last frame's queries with memory, every frame's queries with memory off."""
+    queries = config.num_query_tokens
+    return queries if config.memory_bank_length > 0 else queries * num_frames
+
+
 @dataclass(frozen=True)
 class ProcessorConfig:
     """Text lengths and the image token; every default lives here."""
@@ -95,6 +102,14 @@ class MALMMProcessor:
         if targets is not None:
             batch["labels"] = labels
         return batch
+
+    def collate(self, items: list[dict], num_visual_tokens: int, with_targets: bool) -> dict:
+        """A batch of `VideoDataset` items (`pixel_values`, `index`, `prompt`, `target`) as model
+        inputs; `index` is kept so evaluation can match outputs to samples."""
+        prompts = [it["prompt"] for it in items]
+        text = self(prompts, [it["target"] for it in items] if with_targets else None, num_visual_tokens)
+        return {"pixel_values": torch.stack([it["pixel_values"] for it in items]),
+                "index": torch.tensor([it["index"] for it in items]), **text}
 
     def decode(self, sequences: torch.Tensor, prompt_length: int) -> list[str]:
         """Generated text only: drop the `prompt_length` input tokens and special tokens."""

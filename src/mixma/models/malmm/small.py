@@ -55,10 +55,11 @@ def word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
 
 
 def build_small_malmm(
-    texts: Iterable[str], config: SmallConfig = SmallConfig(), *, image_size: int, memory_bank_length: int,
+    texts: Iterable[str], config: SmallConfig = SmallConfig(), *, image_size: int, memory_bank_length: int | None = None,
 ) -> tuple[MALMM, MALMMProcessor]:
     """A random MA-LMM sized by `config` for `image_size`-pixel square frames, with a tokenizer
-    covering `texts` (prompts and answers); `memory_bank_length=0` turns memory off."""
+    covering `texts` (prompts and answers); `memory_bank_length=0` turns memory off (None: the
+    `MALMMConfig` default)."""
     tokenizer = word_tokenizer(texts)
     vocab = len(tokenizer)
     model_config = MALMMConfig(
@@ -83,8 +84,8 @@ def build_small_malmm(
         ).to_dict(),
         num_query_tokens=config.num_query_tokens,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        memory_bank_length=memory_bank_length,
         max_num_frames=config.max_num_frames,
+        **({} if memory_bank_length is None else {"memory_bank_length": memory_bank_length}),
     )
     model = MALMM(model_config)
     processor = MALMMProcessor(tokenizer, tokenizer, ProcessorConfig(num_query_tokens=config.num_query_tokens))

@@ -1,0 +1,60 @@
+"""One torch dataset for every task: a video (or clip) plus the texts that go with it.
+
+A `VideoItem` is a video with named text *pools* (one text of each pool is drawn per epoch: a
+retrieval caption from the video's captions, say) and fixed *fields* passed through unchanged (a
+question's answer options). Every random choice (which frames, which crop, which text) comes from
+a generator seeded by (seed, epoch, index), so what an item yields depends on nothing else: not
+the number of workers, not the order of the batches, not a resumed run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from mixma.data.section import VideoInput
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """A video (or a clip of it) and its texts."""
+
+    video: Path
+    clip: tuple[float | None, float | None] | None = None
+    pools: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # one drawn per epoch; empty -> ""
+    fields: Mapping[str, Any] = field(default_factory=dict)  # passed through as they are
+
+
+class VideoDataset(Dataset):
+    """`VideoItem`s as `{"pixel_values": float [T, 3, S, S], "index": int, **texts, **fields}`.
+
+    Args:
+        items: the items.
+        video: how a video becomes model input (`mixma.data.section.video_input`).
+        seed: with the epoch and the index, seeds every random choice.
+    """
+
+    def __init__(self, items: list[VideoItem], video: VideoInput, seed: int = 0):
+        self.items, self.video, self.seed = items, video, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        out: dict[str, Any] = {"pixel_values": self.video(item.video, item.clip, rng), "index": index}
+        for name, pool in item.pools.items():
+            # a pool of one draws nothing from the generator (numpy's integers(1) uses no bits)
+            out[name] = pool[int(rng.integers(len(pool)))] if pool else ""
+        out.update(item.fields)
+        return out

@@ -1,0 +1,82 @@
+"""The `data` section every trainer shares, and how its videos become model input.
+
+`VideoDataSection` names a dataset (a reader from `mixma data list`), its splits, and how frames
+are sampled and preprocessed for training and for evaluation. Trainers extend it with what only
+they need (MA-LMM's prompts, MAMA's caption pool) and restrict `task` to what they can train.
+`video_input` turns a section into the callable a dataset uses: the frame cache, sampling with a
+strategy, and the transform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from mixma.data.frame_cache import FrameLoader, FrameSpec
+from mixma.data.transforms import TransformConfig, VideoTransform
+from mixma.video.mixed import MixedConfig
+
+Strategy = Literal["uniform", "segment", "mixed"]
+Task = Literal["qa", "classification", "captioning", "retrieval", "multiple_choice"]
+
+
+@dataclass
+class VideoDataSection:
+    """Which dataset, which splits, and how its videos are sampled; every default lives here."""
+
+    dataset: str = "synthetic"  # a name from `mixma data list`
+    root: str = "bench"  # the dataset folder (stored absolute in a run's config)
+    task: Task = "qa"  # each trainer accepts a subset (see its config)
+    train_split: str = "train"
+    eval_split: str | None = "val"  # None: no evaluation during training
+    options: dict[str, Any] = field(default_factory=dict)  # reader options, e.g. {task: genre} for LVU
+    num_frames: int = 8  # T, frames per video
+    train_strategy: Strategy = "segment"  # MA-LMM trains on TSN samples
+    eval_strategy: Strategy = "uniform"  # ... and evaluates on evenly spaced frames
+    mixed: MixedConfig = field(default_factory=MixedConfig)  # MixedFrame options, for the `mixed` strategy
+    image_size: int = 224  # model input side
+    decode_size: int | None = None  # frames are decoded with this shorter side (default: image_size)
+    cache_dir: str | None = None  # decoded-frame cache (default: <root>/.frame_cache)
+    max_train_samples: int | None = None  # use only the first N training samples (smoke runs)
+    max_eval_samples: int | None = None
+
+    def __post_init__(self):
+        from mixma.data.readers import DATASETS  # noqa: PLC0415  (the registry imports every reader)
+
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
+        if self.num_frames < 1 or self.image_size < 1:
+            raise ValueError("num_frames and image_size must be >= 1")
+
+    @property
+    def frame_cache(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.root) / ".frame_cache"
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """Frames of one video as model input: `(video, clip, rng) -> float [T, 3, S, S]`.
+
+    The same generator drives the sampling (`segment` draws) and then the training augmentation,
+    so what a sample yields depends only on the generator's seed.
+    """
+
+    frames: FrameLoader
+    spec: FrameSpec
+    transform: VideoTransform
+
+    def __call__(self, video: str | Path, clip: tuple | None = None, rng: np.random.Generator | None = None) -> torch.Tensor:
+        frames = self.frames.load(video, self.spec, rng, clip)
+        return self.transform(frames, rng if self.transform.train else None)
+
+
+def video_input(data: VideoDataSection, strategy: Strategy, *, augment: bool = False, cached: bool = True) -> VideoInput:
+    """How `data`'s videos become model input with `strategy` (training augmentation when
+    `augment`; decoded frames kept in the dataset's frame cache when `cached`)."""
+    spec = FrameSpec(data.num_frames, strategy, data.decode_size or data.image_size, data.mixed)
+    loader = FrameLoader(data.frame_cache if cached else None)
+    return VideoInput(loader, spec, VideoTransform(TransformConfig(size=data.image_size), train=augment))
