@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 import tracemalloc
 
 import numpy as np
@@ -170,11 +169,10 @@ def test_extra_memory_is_a_few_blocks_not_a_matrix():
 
 
 @pytest.mark.slow
-def test_ten_thousand_square_within_two_seconds():
+def test_ten_thousand_square():
+    """At benchmark size (its speed is measured in benchmarks/bench_retrieval_metrics.py)."""
     rng = np.random.default_rng(7)
     sim = rng.random((10_000, 10_000), dtype=np.float32)
     sim[np.arange(10_000), np.arange(10_000)] += 1.0  # every ground truth strictly on top
-    start = time.perf_counter()
     metrics = retrieval_metrics(sim)
-    assert time.perf_counter() - start < 2.0
     assert metrics["t2v"]["R@1"] == metrics["v2t"]["R@1"] == 100.0

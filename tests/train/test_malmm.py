@@ -8,7 +8,10 @@ import os
 import subprocess
 import sys
 
+import shutil
+
 import pytest
+import yaml
 
 from mixma.cli import main
 from mixma.data.annotations import read_records
@@ -29,12 +32,18 @@ def bench(tmp_path_factory):
     return root
 
 
-def test_train_eval_ask(capsys, tmp_path, bench):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, bench):
+    run = tmp_path_factory.mktemp("trained") / "run"
     args = ["train", "malmm", "-o", str(run), "--set", f"data.root={bench}"]
     for override in TINY:
         args += ["--set", override]
-    assert main(args) == 0, capsys.readouterr().err
+    assert main(args) == 0
+    return run
+
+
+def test_train_eval_ask(capsys, tmp_path, bench, trained_run):
+    run = trained_run
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] > 0 and summary["best"]["metric"] == "top1"
     assert (run / "best" / "trained.safetensors").exists() and (run / "base" / "config.json").exists()
@@ -49,6 +58,30 @@ def test_train_eval_ask(capsys, tmp_path, bench):
     assert main(["ask", str(video), "how many times did the red circle appear?", "-c", str(run)]) == 0
     assert capsys.readouterr().out.strip()  # some answer (the model is barely trained)
     assert main(["caption", str(video), "-c", str(run)]) == 0
+
+
+def test_a_moved_run_is_evaluated_and_asked_from_another_folder(capsys, tmp_path, bench, trained_run, monkeypatch):
+    moved = tmp_path / "copied" / "run"
+    shutil.copytree(trained_run, moved)
+    monkeypatch.chdir(tmp_path / "copied")
+    assert "base" == yaml.safe_load((moved / "config.yaml").read_text())["model"]["init"]  # relative to the run
+    video = sorted((bench / "videos").glob("*.mp4"))[0]
+    capsys.readouterr()
+    assert main(["eval", str(moved), "--split", "test"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["count"] > 0
+    assert main(["ask", str(video), "how many times did the red circle appear?", "-c", "run", "--beams"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(float(line.split()[0]) <= 0 for line in lines)  # each beam with its log-probability
+    assert main(["caption", str(video), "-c", "run"]) == 0
+    assert "warning: this model was trained for qa" in capsys.readouterr().err
+    assert main(["ask", str(video), "  ", "-c", "run"]) == 2
+    assert "error: the question is empty" in capsys.readouterr().err
+
+
+def test_resume_of_a_folder_without_a_run_is_an_error(capsys, tmp_path, bench):
+    args = ["train", "malmm", "-o", str(tmp_path / "empty"), "--set", f"data.root={bench}", "--resume"]
+    assert main(args) == 2
+    assert "holds no checkpoint to continue from" in capsys.readouterr().err
 
 
 def test_resume_continues_to_the_end(capsys, tmp_path, bench):

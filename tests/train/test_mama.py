@@ -105,6 +105,38 @@ def test_qa_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
     assert 0 <= metrics["top1"] <= 100 and metrics["count"] > 0
 
 
+def test_multiple_choice_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
+    run = tmp_path / "mc"
+    extra = ["data.task=multiple_choice", "loss.weighting=meta", "loss.meta_split=train", "run.max_steps=2",
+             "model.qa.fusion_dim=32", "model.qa.fusion_heads=2"]
+    assert main(args(bench, tiny_bert, run, *extra)) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    predictions = tmp_path / "mc.jsonl"
+    assert main(["eval", str(run), "--split", "test", "--strategy", "uniform", "--predictions", str(predictions)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    questions = sum(len(r.qa) for r in read_records(bench / "test.jsonl"))
+    assert metrics["count"] == questions and metrics["strategy"] == "uniform" and 0 <= metrics["top1"] <= 100
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(rows) == questions and all(row["prediction"] for row in rows)
+
+
+def test_a_mama_run_is_refused_by_ask_and_evaluated_from_anywhere(capsys, tmp_path, bench, tiny_bert, monkeypatch):
+    run = tmp_path / "runs" / "ret"
+    assert main(args(bench, tiny_bert, run, "run.max_steps=1")) == 0
+    video = sorted((bench / "videos").glob("*.mp4"))[0]
+    capsys.readouterr()
+    assert main(["ask", str(video), "what?", "-c", str(run)]) == 2
+    assert "is a mama run; this needs an MA-LMM run" in capsys.readouterr().err
+    moved = tmp_path / "elsewhere" / "ret"
+    os.renames(run, moved)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    predictions = tmp_path / "ranks.jsonl"
+    assert main(["eval", "ret", "--split", "test", "--predictions", str(predictions)]) == 0
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    captions = sum(len(r.captions) for r in read_records(bench / "test.jsonl"))
+    assert len(rows) == captions and all(1 <= row["rank"] and len(row["top"]) >= 1 for row in rows)
+
+
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))
 def test_torchrun_two_processes(tmp_path, bench, tiny_bert, weighting):
     run = tmp_path / "ddp"

@@ -288,40 +288,13 @@ def augment_captions(
 
     bar = tqdm(todo, desc="captioning", unit="video", disable=not progress)
     for record in bar:
-        try:
-            keyframes = extract_keyframes(record.video_path(annotations.parent), config.keyframes, clip=_clip(record))
-            grid = make_grid(keyframes.frames, config.grid)
-        except (MixmaError, OSError, ValueError) as exc:
-            summary.failed.append(Failure(record.id, str(exc)))
+        entry = _caption_one(record, annotations.parent, captioner, config, grids, summary)
+        if entry is None:
             bar.set_postfix(skipped=len(summary.failed))
             continue
-        if grids is not None:
-            write_jpeg(grids / grid_filename(record.id), grid)
-        [result] = captioner.caption_detailed(
-            [visual_input(keyframes, grid, captioner)], resolve_prompt(config.prompt),
-            config.captions_per_video, video_seed(config.seed, record.id),
-        )
-        entry = {"id": record.id, "captions": result.captions, "keyframes": keyframes.indices.tolist(),
-                 "rejected": [reason for _, reason in result.rejected]}
         _append_progress(log, entry)
         done[record.id] = entry
-
-    out_records = []
-    for record in scope:
-        entry = done.get(record.id)
-        if entry is None and config.replace:
-            record.augmented = []  # only this run's captions, and a skipped video has none
-        elif entry is not None:
-            new = entry["captions"]
-            record.augmented = list(new) if config.replace else record.augmented + list(new)
-            summary.new_captions += len(new)
-            if not new:
-                summary.uncaptioned.append(record.id)
-            else:
-                summary.captioned += 1
-                if len(new) < config.captions_per_video:
-                    summary.short.append(record.id)
-        out_records.append(record)
+    out_records = [_with_captions(record, done.get(record.id), config, summary) for record in scope]
     if summary.ok:
         write_records(output, out_records)
         summary.written = True
@@ -330,5 +303,38 @@ def augment_captions(
     return summary
 
 
-def _clip(record: VideoRecord) -> tuple[float | None, float | None] | None:
-    return None if record.start is None and record.end is None else (record.start, record.end)
+def _caption_one(record: VideoRecord, root: Path, captioner: Captioner, config: AugmentConfig, grids: Path | None,
+                 summary: AugmentSummary) -> dict[str, Any] | None:
+    """One video's progress entry (its captions and keyframes), or None when it cannot be read."""
+    try:
+        keyframes = extract_keyframes(record.video_path(root), config.keyframes, clip=record.clip)
+        grid = make_grid(keyframes.frames, config.grid)
+    except (MixmaError, OSError, ValueError) as exc:
+        summary.failed.append(Failure(record.id, str(exc)))
+        return None
+    if grids is not None:
+        write_jpeg(grids / grid_filename(record.id), grid)
+    [result] = captioner.caption_detailed(
+        [visual_input(keyframes, grid, captioner)], resolve_prompt(config.prompt),
+        config.captions_per_video, video_seed(config.seed, record.id),
+    )
+    return {"id": record.id, "captions": result.captions, "keyframes": keyframes.indices.tolist(),
+            "rejected": [reason for _, reason in result.rejected]}
+
+
+def _with_captions(record: VideoRecord, entry: dict | None, config: AugmentConfig, summary: AugmentSummary) -> VideoRecord:
+    """The record as written: its augmented captions extended (or replaced) by this run's."""
+    if entry is None:
+        if config.replace:
+            record.augmented = []  # only this run's captions, and a skipped video has none
+        return record
+    new = entry["captions"]
+    record.augmented = list(new) if config.replace else record.augmented + list(new)
+    summary.new_captions += len(new)
+    if not new:
+        summary.uncaptioned.append(record.id)
+    else:
+        summary.captioned += 1
+        if len(new) < config.captions_per_video:
+            summary.short.append(record.id)
+    return record

@@ -16,7 +16,8 @@ What it is labelled with
 ------------------------
 - `label`: the key object, e.g. "red circle" (16 classes).
 - `qa`: what shape was the key object (what), which colour it was (which), how many times it
-  appeared (how_many: one/two/three), and, with a second object, which appeared first (order).
+  appeared (how_many: one/two/three), and, with a second object, which appeared first (order);
+  each with its `options` (the possible answers), for multiple-choice QA.
 - `captions`: two reference captions. `augmented`: three captions in the style of a
   vision-language model; each is wrong (describes another colour, shape, count or background)
   with probability `wrong_fraction`, and `meta.augmented_correct` records which.
@@ -302,10 +303,10 @@ def annotate(plan: VideoPlan, split: str, config: SyntheticConfig, seed: int) ->
     rng = np.random.default_rng([seed, 1])  # independent of the planning stream
     colour, shape = plan.key
     background = plan.shots[0].background
-    qa = [
-        QA(f"what shape was the {colour} object?", shape, "what"),
-        QA(f"which colour was the {shape}?", colour, "which"),
-        QA(f"how many times did the {colour} {shape} appear?", COUNT_WORDS[plan.count], "how_many"),
+    qa = [  # every question lists its possible answers, so it also serves multiple-choice QA
+        QA(f"what shape was the {colour} object?", shape, "what", list(SHAPES)),
+        QA(f"which colour was the {shape}?", colour, "which", list(COLOURS)),
+        QA(f"how many times did the {colour} {shape} appear?", COUNT_WORDS[plan.count], "how_many", list(COUNT_WORDS.values())),
     ]
     if plan.other:
         first_key = next(e.start for e in plan.events if (e.colour, e.shape) == plan.key)
@@ -313,7 +314,7 @@ def annotate(plan: VideoPlan, split: str, config: SyntheticConfig, seed: int) ->
         pair = [shape, plan.other[1]]
         rng.shuffle(pair)
         qa.append(QA(f"which appeared first, the {pair[0]} or the {pair[1]}?",
-                     shape if first_key < first_other else plan.other[1], "order"))
+                     shape if first_key < first_other else plan.other[1], "order", list(pair)))
     shots = len(plan.shots)
     references = caption_templates(colour, shape, plan.count, background, plan.other, shots, "reference")
     captions = [references[i] for i in rng.choice(len(references), size=2, replace=False)]

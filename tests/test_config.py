@@ -63,7 +63,7 @@ def test_bad_files(tmp_path):
         load_config(MALMMTrainConfig, tmp_path / "list.yaml")
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _experiment(name: str):
@@ -86,3 +86,42 @@ def test_shipped_configs_load_strictly_with_every_override_the_studies_use():
     malmm = load_config(MALMMTrainConfig, ROOT / "configs/malmm_synthetic.yaml")
     assert not malmm.model.train_vision and malmm.model.train_llm  # the recipe experiments/README.md measures
     assert 0 < malmm.model.memory_bank_length < malmm.data.num_frames  # so compression runs, as the file says
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.train_strategy=mixd"], "config.data.train_strategy: must be one of 'uniform', 'segment', 'mixed', got 'mixd'"),
+        (["data.mixed.mode=strobo"], "config.data.mixed: mode must be one of"),
+        (["data.mixed.stepp=1"], "config.data.mixed: unknown key(s) stepp"),
+        (["data.dataset=msrvt_qa"], "config.data: unknown dataset 'msrvt_qa'"),
+        (["data.task=retrieval"], "config.data: task for MA-LMM must be one of"),
+        (["run.amp=fp32"], "config.run.amp: must be one of 'no', 'bf16', 'fp16'"),
+    ],
+)
+def test_choices_fail_when_the_config_is_read(overrides, message):
+    """A typo fails at load time, naming the key, not later inside a DataLoader worker."""
+    with pytest.raises(ConfigError) as info:
+        load_config(MALMMTrainConfig, None, overrides)
+    assert message in str(info.value)
+
+
+def test_nested_library_options_are_the_library_dataclasses():
+    cfg = load_config(MAMATrainConfig, None, ["loss.contrastive.margin=0.2", "model.encoder.temporal=transformer",
+                                               "loss.meta.method=direct", "loss.meta.normalize=mean"])
+    from mixma.losses.contrastive import AngularMarginConfig
+    from mixma.models.dual_encoder import DualEncoderOptions
+
+    assert cfg.loss.contrastive == AngularMarginConfig(margin=0.2)
+    assert cfg.model.encoder == DualEncoderOptions(temporal="transformer")
+    with pytest.raises(ConfigError, match="config.loss.meta: method 'direct' needs normalize='mean'"):
+        load_config(MAMATrainConfig, None, ["loss.meta.method=direct"])
+    with pytest.raises(ConfigError, match="task for MAMA must be one of"):
+        load_config(MAMATrainConfig, None, ["data.task=captioning"])
+
+
+def test_quoted_override_values():
+    cfg = load_config(MALMMTrainConfig, None, ["data.prompts.qa='Q: {question} A:'", 'run.output_dir="runs/a b"'])
+    assert cfg.data.prompts.qa == "Q: {question} A:" and cfg.run.output_dir == "runs/a b"
+    with pytest.raises(ConfigError, match="override data.root: .* not a valid value"):
+        load_config(MALMMTrainConfig, None, ["data.root={unclosed"])
