@@ -18,6 +18,7 @@ from typing import Any
 
 from mixma.data.annotations import VideoRecord, read_records, write_records
 from mixma.data.readers import captioning, classification, qa, retrieval
+from mixma.data.readers._common import Issues, nothing_read
 from mixma.errors import AnnotationError
 
 Reader = Callable[..., list[VideoRecord]]
@@ -32,10 +33,18 @@ def read_synthetic(root: Path, split: str, *, errors: list[AnnotationError] | No
         split: "train", "val", "test" or "meta".
         errors: collect bad lines here and skip them; None raises the first.
 
+    Returns:
+        The records, in file order.
+
     Raises:
-        AnnotationError: the file is missing or (without `errors`) a line is malformed.
+        AnnotationError: the file is missing or holds no record, or (without `errors`) a line
+            is malformed.
     """
-    return read_records(root / f"{split}.jsonl", errors=errors)
+    path, issues = root / f"{split}.jsonl", Issues(errors)
+    records = read_records(path, errors=errors)
+    if not records:
+        raise nothing_read(path, issues, "no records")
+    return records
 
 
 @dataclass(frozen=True)
