@@ -154,5 +154,7 @@ def test_list_with_a_name_prints_the_readers_documentation(capsys):
     assert code == 0
     assert out.startswith("msrvtt_qa  [qa; splits: train, val, test]\n\nMSRVTT-QA (Xu et al. 2017)")
     assert "video_path: where the videos are" in out
+    code, out, _ = run(capsys, "data", "list", "folder")  # the table's schema, with an example
+    assert code == 0 and "video,question,answer,options,caption,split\n" in out and "annotations: the annotation table" in out
     code, _, err = run(capsys, "data", "list", "kinetics")
     assert code == 2 and "unknown dataset 'kinetics'" in err
