@@ -56,7 +56,7 @@ def video_ids(videos: list[str]) -> dict[str, str]:
     return {v: strip_video_extension(v) if stems[strip_video_extension(v)] == 1 else v for v in videos}
 
 
-class VideoIndex:
+class VideoLookup:
     """Finds a video by how a table names it: its path relative to the root or its file name,
     with or without the extension (the extension compared in any case)."""
 
@@ -145,7 +145,7 @@ def _seconds(raw: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def parse_row(raw: dict[str, Any], line: int, index: VideoIndex) -> TableRow:
+def parse_row(raw: dict[str, Any], line: int, index: VideoLookup) -> TableRow:
     """A table row (CSV cells or a JSONL object) as a `TableRow`.
 
     Raises:
@@ -175,7 +175,7 @@ def _unknown_fields(path: Path, fields: list[str], line: int) -> None:
         raise AnnotationError(path, f"unknown column {unknown[0]!r} (the columns are {', '.join(FOLDER_FIELDS)})", line=line)
 
 
-def read_table(path: Path, index: VideoIndex, issues: Issues) -> list[TableRow]:
+def read_table(path: Path, index: VideoLookup, issues: Issues) -> list[TableRow]:
     """A CSV or JSONL annotation table's rows (see `read_folder`); bad rows go to `issues`.
 
     Raises:
@@ -364,7 +364,7 @@ def read_folder(
     if not videos:
         raise AnnotationError(root, f"no video files under it (looked for {', '.join(VIDEO_EXTENSIONS)})")
     table = None if annotations is None else _table_path(root, annotations)
-    rows = read_table(table, VideoIndex(root, videos), issues) if table is not None else []
+    rows = read_table(table, VideoLookup(root, videos), issues) if table is not None else []
     drafts = gather(videos, rows, table, issues)
     given = Counter(d.split for d in drafts if d.split is not None)
     records = [
