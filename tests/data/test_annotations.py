@@ -79,3 +79,17 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         write_records(path, [VideoRecord("b", "b.mp4"), Boom("c", "c.mp4")])
     assert [r.id for r in read_records(path)] == ["a"]  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["ann.jsonl"]  # no temporary left behind
+
+
+def test_invalid_json_message_reads_cleanly(tmp_path):
+    # json's own message ends with "at" here; the reason must not say "at at column"
+    path = tmp_path / "ann.jsonl"
+    path.write_text('{"id": "ok", "video": "ok.mp4"}\n{"id": "cut sho\n')
+    with pytest.raises(AnnotationError) as info:
+        read_records(path)
+    column = path.read_text().splitlines()[1].index('"cut') + 1
+    assert str(info.value) == f"{path}:2: not valid JSON (Unterminated string starting at column {column})"
+    path.write_text('{"id": "x" "video": "v.mp4"}\n')
+    with pytest.raises(AnnotationError) as info:
+        read_records(path)
+    assert info.value.reason == "not valid JSON (Expecting ',' delimiter at column 12)"

@@ -326,11 +326,13 @@ ALL_FIXTURES = [
     ("youcook2", "youcook2/malmm", "val", {}), ("youcook2", "youcook2/malmm", "test", {}), ("youcook2", "youcook2/original", "val", {}),
     ("msrvtt_ret", "msrvtt_ret", "train", {}), ("msrvtt_ret", "msrvtt_ret", "test", {}),
     ("didemo", "didemo", "test", {}), ("activitynet_captions", "activitynet_captions", "test", {}), ("synthetic", "synthetic", "test", {}),
+    ("nextqa", "nextqa", "val", {}),
 ]
 
 
 def test_fixtures_cover_every_dataset():
-    assert {name for name, *_ in ALL_FIXTURES} | {"msvd_ret"} == set(DATASETS)
+    # msvd_ret's pickle and folder's videos are written by their tests (readers/test_folder.py)
+    assert {name for name, *_ in ALL_FIXTURES} | {"msvd_ret", "folder"} == set(DATASETS)
 
 
 @pytest.mark.parametrize("name, root, split, options", ALL_FIXTURES)
@@ -420,3 +422,226 @@ def test_registry_rejects_unknown_names_splits_and_options():
         read("lvu", "lvu", "val")
     with pytest.raises(ValueError, match="may only use the fields"):
         read("msrvtt_qa", "msrvtt_qa/malmm", video_path="videos/{name}.mp4")
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing lost: one bad entry drops only itself, never the good entries beside it
+
+
+def edit_json(root: Path, name: str, change) -> Path:
+    """Rewrite the JSON file `root/name` with `change(data)` applied (indented, one key a line)."""
+    path = root / name
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def fixture_json(root: str, name: str):
+    return json.loads((FIXTURES / root / name).read_text())
+
+
+def qa_count(records):
+    return sum(len(r.qa) for r in records)
+
+
+def test_qa_one_bad_pair_keeps_the_videos_other_pairs(tmp_path):
+    # video7010 has two QA pairs; its first loses its answer
+    root = copy_fixture(tmp_path, "msrvtt_qa/malmm")
+    path = edit_json(root, "annotation/qa_test.json", lambda d: d["0000000"].pop("answer"))
+    errors: list[AnnotationError] = []
+    records = read_dataset("msrvtt_qa", root, "test", errors=errors)
+    assert qa_count(records) == len(fixture_json("msrvtt_qa/malmm", "annotation/qa_test.json")) - 1 == 2
+    assert qa_summary(records) == [("video7010", [MSRVTT_QA_EXPECTED[0][1][1]]), MSRVTT_QA_EXPECTED[1]]
+    assert [(e.path, e.line, e.reason) for e in errors] == [(str(path), line_of(path, '"0000000"'), "entry '0000000': missing 'answer'")]
+
+
+def test_qa_one_bad_answer_of_the_original_activitynet_files(tmp_path):
+    root = copy_fixture(tmp_path, "activitynet_qa/original")
+    edit_json(root, "dataset/test_a.json", lambda d: d[0].update(type=42))  # v_1QIUV7WYKXg_0
+    errors: list[AnnotationError] = []
+    records = read_dataset("activitynet_qa", root, "test", errors=errors)
+    assert qa_count(records) == len(fixture_json("activitynet_qa/original", "dataset/test_q.json")) - 1 == 2
+    assert [(r.id, [q.id for q in r.qa]) for r in records] == [("1QIUV7WYKXg", ["v_1QIUV7WYKXg_3"]), ("9eniCub7u60", ["v_9eniCub7u60_7"])]
+    assert [e.reason for e in errors] == ["item 1: type must be 0-8, got 42"]
+
+
+@pytest.mark.parametrize("name, root, split, options, file, bad_key", [
+    ("lvu", "lvu", "val", {"task": "director"}, "annotation/val.json", "0Ij2veeSsE4"),
+    ("breakfast", "breakfast", "train", {}, "annotation/train.json", "P28-cam01-P28_cereals"),
+    ("coin", "coin/malmm", "train", {}, "COIN.json", "AfiVmAjfTNs"),
+])
+def test_classification_one_bad_video_keeps_the_others(tmp_path, name, root, split, options, file, bad_key):
+    label = {"lvu": "director", "breakfast": "class_name", "coin": "target"}[name]
+    expected = [r.id for r in read(name, root, split, **options) if r.id != bad_key]
+    copy = copy_fixture(tmp_path, root)
+    edit_json(copy, file, lambda d: d[bad_key].update({label: ["not", "a", "label"]}))
+    errors: list[AnnotationError] = []
+    records = read_dataset(name, copy, split, errors=errors, **options)
+    assert [r.id for r in records] == expected and len(expected) >= 1
+    assert [e.reason.split(":")[0] for e in errors] == [f"entry {bad_key!r}"]
+
+
+def test_captioning_one_bad_caption_keeps_the_videos_other_captions(tmp_path):
+    root = copy_fixture(tmp_path, "msrvtt_cap")
+    edit_json(root, "annotation/cap_val.json", lambda d: d["1"].update(caption=""))  # video6513's second
+    errors: list[AnnotationError] = []
+    records = read_dataset("msrvtt_cap", root, "val", errors=errors)
+    assert sum(len(r.captions) for r in records) == len(fixture_json("msrvtt_cap", "annotation/cap_val.json")) - 1 == 4
+    assert [(r.id, r.captions) for r in records] == [
+        ("video6513", ["a family is having a conversation", "three people are sitting on a couch"]),
+        ("video6514", ["a woman is surfing", "a man rides a dirt bike on a trail"]),
+    ]
+    assert len(errors) == 1
+
+
+def test_youcook2_one_bad_segment_keeps_the_videos_other_segments(tmp_path):
+    root = copy_fixture(tmp_path, "youcook2/original")
+    name = "youcookii_annotations_trainval.json"
+    edit_json(root, name, lambda d: d["database"]["xHr8X2Wpmno"]["annotations"][0].update(segment=[60, 47]))
+    errors: list[AnnotationError] = []
+    records = read_dataset("youcook2", root, "val", errors=errors)
+    database = fixture_json("youcook2/original", name)["database"]
+    fixture_segments = sum(len(v["annotations"]) for v in database.values() if v["subset"] == "validation")
+    assert len(records) == fixture_segments - 1 == 2
+    assert [r.id for r in records] == ["xHr8X2Wpmno_0199_0210", "V53XmPeyjIU_0016_0026"]
+    assert [e.reason for e in errors] == ["entry 'xHr8X2Wpmno': annotations[0]: the segment ends (47 s) before it starts (60 s)"]
+    assert errors[0].line == line_of(root / name, '"xHr8X2Wpmno": {')
+
+
+def test_activitynet_captions_one_bad_sentence_keeps_the_paragraphs_others(tmp_path):
+    root = copy_fixture(tmp_path, "activitynet_captions")
+    edit_json(root, "val_1.json", lambda d: d["v_QOlSCBRmfWY"]["timestamps"].__setitem__(0, "soon"))
+    errors: list[AnnotationError] = []
+    records = read_dataset("activitynet_captions", root, "test", errors=errors)
+    fixture = fixture_json("activitynet_captions", "val_1.json")
+    assert sum(len(r.meta["sentences"]) for r in records) == sum(len(v["sentences"]) for v in fixture.values()) - 1 == 4
+    assert records[0].captions == ["A young woman is seen standing in a room. She lifts her leg up and down."]
+    assert [e.reason for e in errors] == ["entry 'v_QOlSCBRmfWY': sentence 0: timestamps must be [start, end] in seconds"]
+
+
+def test_didemo_one_bad_moment_keeps_the_videos_others(tmp_path):
+    root = copy_fixture(tmp_path, "didemo")
+    edit_json(root, "test_data.json", lambda d: d[0].update(times=[[4, 9]]))  # annotation 101
+    errors: list[AnnotationError] = []
+    records = read_dataset("didemo", root, "test", errors=errors)
+    assert sum(len(r.meta["sentences"]) for r in records) == len(fixture_json("didemo", "test_data.json")) - 1 == 2
+    assert records[0].meta["annotation_ids"] == [102]
+    assert len(errors) == 1 and errors[0].reason.startswith("item 0: each of 'times'")
+
+
+def test_msrvtt_retrieval_one_bad_sentence_keeps_the_videos_others(tmp_path):
+    root = copy_fixture(tmp_path, "msrvtt_ret")
+    def change(d):
+        d["sentences"][0]["caption"] = " "  # video0's first of two
+        d["sentences"][2]["caption"] = None  # video1's only one: video1 has no sentence left
+    edit_json(root, "msrvtt_data/MSRVTT_data.json", change)
+    errors: list[AnnotationError] = []
+    records = read_dataset("msrvtt_ret", root, "train", errors=errors)
+    assert [(r.id, r.captions) for r in records] == [("video0", ["a man drives a red car"])]
+    assert [e.reason for e in errors] == [
+        "item 0: 'caption' must be a non-empty string, got ' '",
+        "item 2: 'caption' must be a non-empty string, got None",
+        "video 'video1' has no sentences in MSRVTT_data.json",
+    ]
+
+
+def test_msvd_retrieval_one_bad_caption_keeps_the_clips_others(tmp_path):
+    good = [["a", "man", "opens", "a", "box"], ["someone", "shows", "a", "rifle"]]
+    root = _msvd_root(tmp_path, {"jfrrO5K_vKM_55_65": [good[0], 17, good[1]], "jjl2ZMdFCsw_130_142": [["a", "sword"]]})
+    errors: list[AnnotationError] = []
+    records = read_dataset("msvd_ret", root, "test", errors=errors)
+    assert [(r.id, len(r.captions)) for r in records] == [("jfrrO5K_vKM_55_65", 2), ("jjl2ZMdFCsw_130_142", 1)]
+    assert [(Path(e.path).name, e.line, e.reason) for e in errors] == [
+        ("raw-captions.pkl", None, "clip 'jfrrO5K_vKM_55_65': caption 1: a caption must be a string or a list of tokens, got 17"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing silent: a file in another layout, or a split that selects nothing, is an error
+
+
+def _write(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+LAYOUT_ERRORS = [
+    # (dataset, split, options, file, text, line, reason)
+    ("msrvtt_qa", "test", {}, "qa_test.json", '{"annotations": [{"question": "q", "answer": "a"}]}', 1,
+     "expected QA entries (JSON objects), but no top-level member is one (entry 'annotations' is a list): is this the file this reader expects?"),
+    ("msvd_qa", "test", {}, "qa_test.json", "[]", None, "no QA entries: the file's top-level list is empty"),
+    ("activitynet_qa", "test", {}, "test_q.json", '{"questions": "see test_q.csv"}', 1,
+     "expected question entries (JSON objects), but no top-level member is one (entry 'questions' is a string): is this the file this reader expects?"),
+    ("lvu", "val", {"task": "genre"}, "val.json", '[{"genre": "comedy"}]', None, "expected a JSON object keyed by YouTube id, got a list"),
+    ("lvu", "val", {"task": "scene"}, "val.json", '{"a": {"genre": "comedy"}}', None, "no video has a 'scene' label"),
+    ("breakfast", "train", {}, "train.json", '[{"class_name": "tea"}]', None, "expected a JSON object keyed by video id, got a list"),
+    ("coin", "val", {}, "COIN.json", '{"a": {"subset": "training", "target": "x"}}', None,
+     "no usable video has \"subset\" 'val' or 'validation' (subsets in the file: 'training')"),
+    ("coin", "train", {}, "COIN.json", '{"database": [{"subset": "training"}]}', 1, "'database' must be an object keyed by YouTube id"),
+    ("msrvtt_cap", "val", {}, "cap_val.json", '["a caption", "another"]', 1,
+     "expected caption entries (JSON objects), but no top-level member is one (item 0 is a string): is this the file this reader expects?"),
+    ("youcook2", "val", {}, "youcookii_annotations_trainval.json", '{"videos": {}}', None, "expected a top-level 'database' object"),
+    ("youcook2", "val", {}, "youcookii_annotations_trainval.json",
+     '{"database": {"a": {"subset": "training", "annotations": []}}}', None, "no video has \"subset\": 'validation'"),
+    ("msrvtt_ret", "train", {}, "MSRVTT_data.json", "[]", None, "expected a JSON object with 'videos' and 'sentences' lists, got a list"),
+    ("msrvtt_ret", "test", {}, "MSRVTT_JSFUSION_test.csv", ",key,vid_key,video_id,sentence\n", None, "no rows below the header"),
+    ("msrvtt_ret", "val", {"protocol": "full"}, "MSRVTT_data.json",
+     '{"videos": [{"video_id": "video0", "split": "train"}], "sentences": [{"video_id": "video0", "caption": "c"}]}', None,
+     "no video has \"split\": 'validate'"),
+    ("didemo", "test", {}, "test_data.json", "{}", None, "no moment descriptions: the file's top-level object is empty"),
+    ("activitynet_captions", "test", {}, "val_1.json", '[{"sentences": ["a"], "timestamps": [[0, 1]]}]', None,
+     "expected a JSON object keyed by video name, got a list"),
+    ("synthetic", "test", {}, "test.jsonl", "\n", None, "no records"),
+]
+
+
+@pytest.mark.parametrize("name, split, options, file, text, line, reason", LAYOUT_ERRORS)
+def test_a_file_in_another_layout_is_an_error_naming_it(tmp_path, name, split, options, file, text, line, reason):
+    path = _write(tmp_path, file, text)
+    if name == "msrvtt_ret" and file != "MSRVTT_data.json":
+        _write(tmp_path, "MSRVTT_data.json", '{"videos": [], "sentences": []}')
+    if name == "activitynet_qa":
+        _write(tmp_path, "test_a.json", '[{"answer": "no", "type": 3, "question_id": "q1"}]')
+    for errors in (None, []):  # --skip-bad or not: the same error, never zero records
+        with pytest.raises(AnnotationError) as info:
+            read_dataset(name, tmp_path, split, errors=errors, **options)
+        assert (info.value.path, info.value.line, info.value.reason) == (str(path), line, reason)
+
+
+def test_msvd_retrieval_list_without_clips(tmp_path):
+    root = _msvd_root(tmp_path, {"jfrrO5K_vKM_55_65": [["a", "box"]]})
+    (root / "msvd_data" / "test_list.txt").write_text("\n\n")
+    with pytest.raises(AnnotationError, match="test_list.txt: no listed clip has captions$"):
+        read_dataset("msvd_ret", root, "test", errors=[])
+
+
+def test_a_file_of_bad_entries_only_is_an_error_naming_the_first(tmp_path):
+    root = copy_fixture(tmp_path, "breakfast")
+    path = edit_json(root, "annotation/val.json", lambda d: [v.pop("class_name") for v in d.values()])
+    errors: list[AnnotationError] = []
+    with pytest.raises(AnnotationError) as info:
+        read_dataset("breakfast", root, "val", errors=errors)
+    line = line_of(path, '"P47-cam01-P47_coffee"')
+    assert str(info.value) == (
+        f"{path}: no usable video (2 bad entries skipped; the first: val.json:{line}: entry 'P47-cam01-P47_coffee': missing 'class_name')"
+    )
+    assert len(errors) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Error messages read cleanly
+
+
+def test_truncated_json_message(tmp_path):
+    path = _write(tmp_path, "qa_test.json", '{\n  "0": {"question": "who is sing')
+    column = path.read_text().splitlines()[1].index('"who') + 1  # 1-based, where the string starts
+    with pytest.raises(AnnotationError) as info:
+        read_dataset("msrvtt_qa", tmp_path, "test")
+    assert str(info.value) == f"{path}:2: not valid JSON (Unterminated string starting at column {column})"
+    _write(tmp_path, "qa_test.json", '{\n  "0": {"question": "q", "answer": "a", "video": "v"}\n')
+    with pytest.raises(AnnotationError) as info:
+        read_dataset("msrvtt_qa", tmp_path, "test")
+    assert str(info.value) == f"{path}:3: not valid JSON (the file ends too soon: expected ',' or '}}')"

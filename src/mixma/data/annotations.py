@@ -178,7 +178,8 @@ def read_records(path: str | os.PathLike, *, errors: list[AnnotationError] | Non
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+                # some of json's messages end with "at" ("Unterminated string starting at")
+                raise ValueError(f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})") from None
             record = parse_record(data)
             if record.id in seen:
                 raise ValueError(f"duplicate id {record.id!r}")

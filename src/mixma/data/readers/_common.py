@@ -4,11 +4,21 @@ Annotation files of the standard datasets are single JSON documents (a dict keye
 list), so a bad entry cannot be located by `json.load`. `JsonFile` parses the top-level container
 one entry at a time and remembers where each entry starts, so an error names the file and the
 line of the entry ("qa_test.json:1234: entry '0000042': missing 'answer'").
+
+The policy every reader follows, nothing lost and nothing silent:
+- a bad entry (a QA pair, a caption, a segment, a line) is reported to `Issues` and drops only
+  itself, never the good entries of the same video or file;
+- a file in another layout than the reader's (a missing top-level key, a list where an object
+  keyed by id is expected, members that are not objects), or one that yields no record (a split
+  or task that selects nothing, only bad entries), is an `AnnotationError` naming the file, with
+  or without an error list: converting it to zero records would only hide the mistake.
 """
 
 from __future__ import annotations
 
 import bisect
+import csv
+import io
 import json
 import os
 import re
@@ -31,6 +41,7 @@ class Issues:
 
     def __init__(self, errors: list[AnnotationError] | None):
         self.errors = errors
+        self._start = len(errors) if errors is not None else 0  # what the caller's list held before
 
     def report(self, path: str | os.PathLike, reason: str, line: int | None = None) -> None:
         """Raise, or record and return so the caller can skip the entry.
@@ -42,6 +53,32 @@ class Issues:
         if self.errors is None:
             raise error
         self.errors.append(error)
+
+    @property
+    def reported(self) -> list[AnnotationError]:
+        """The problems collected here (none when they raise)."""
+        return self.errors[self._start :] if self.errors is not None else []
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """`json`'s message and column, read as one phrase: some of its messages already end with
+    "at" ("Unterminated string starting at"), which must not become "at at column 7"."""
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
+def nothing_read(path: str | os.PathLike, issues: Issues, reason: str) -> AnnotationError:
+    """The error for a file that gave no record: `reason` says what was looked for; when bad
+    entries were skipped it adds how many and the first, as they are then the likely cause.
+
+    Returns:
+        The error, to raise.
+    """
+    reported = issues.reported
+    if reported:
+        first = reported[0]
+        where = Path(first.path).name + (f":{first.line}" if first.line is not None else "")
+        reason += f" ({len(reported)} bad entries skipped; the first: {where}: {first.reason})"
+    return AnnotationError(path, reason)
 
 
 def read_text(path: Path) -> str:
@@ -109,6 +146,8 @@ class JsonFile:
         return bisect.bisect_left(self._newlines, offset) + 1  # newlines before it, plus one
 
     def _syntax_error(self, offset: int, message: str) -> AnnotationError:
+        if offset >= len(self.text):  # a file cut short, as by an interrupted download or copy
+            message = f"the file ends too soon: {message}"
         return AnnotationError(self.path, f"not valid JSON ({message})", line=self.line(offset))
 
     def _skip(self, i: int) -> int:
@@ -118,7 +157,7 @@ class JsonFile:
         try:
             return _DECODER.raw_decode(self.text, i)
         except json.JSONDecodeError as exc:
-            raise AnnotationError(self.path, f"not valid JSON ({exc.msg} at column {exc.colno})", line=exc.lineno) from None
+            raise AnnotationError(self.path, f"not valid JSON ({json_problem(exc)})", line=exc.lineno) from None
 
     def kind(self, offset: int | None = None) -> str:
         """'object' or 'list': the container at `offset` (default: the top level)."""
@@ -182,6 +221,72 @@ class JsonFile:
 
 
 _DECODER = json.JSONDecoder()
+
+
+def object_entries(jf: JsonFile, issues: Issues, what: str, *, keyed_by: str | None = None) -> list[Entry]:
+    """The top-level entries of a file whose members are JSON objects, one per entry.
+
+    A member that is not an object is a bad entry for the reader to report; a file none of whose
+    members is an object is in another layout, and an error here.
+
+    Args:
+        jf: the file.
+        issues: where repeated keys go.
+        what: what the members are, for messages ("QA entries").
+        keyed_by: if given, the top level must be an object keyed by this ("video id").
+
+    Raises:
+        AnnotationError: the top level is a list where an object keyed by `keyed_by` is
+            expected, it has no members, or none is an object.
+    """
+    if keyed_by is not None and jf.kind() == "list":
+        raise AnnotationError(jf.path, f"expected a JSON object keyed by {keyed_by}, got a list")
+    return check_objects(jf, jf.entries(issues=issues), what)
+
+
+def check_objects(jf: JsonFile, entries: list[Entry], what: str) -> list[Entry]:
+    """`entries` (of a container in `jf`), checked to hold some JSON objects (see `object_entries`).
+
+    Raises:
+        AnnotationError: there are no entries, or none is an object.
+    """
+    if not entries:
+        raise AnnotationError(jf.path, f"no {what}: the file's top-level {jf.kind()} is empty")
+    if not any(isinstance(e.value, dict) for e in entries):
+        first = entries[0]
+        raise AnnotationError(
+            jf.path,
+            f"expected {what} (JSON objects), but no top-level member is one ({first.label} is "
+            f"{_json_type(first.value)}): is this the file this reader expects?",
+            line=jf.line(first.offset),
+        )
+    return entries
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def csv_rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """A CSV file's columns and rows, each row with the line it ends on.
+
+    Raises:
+        AnnotationError: the file is missing, not valid CSV, lacks a required column, or has no rows.
+    """
+    reader = csv.DictReader(io.StringIO(read_text(path)))
+    try:
+        columns = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise AnnotationError(path, f"missing column(s) {', '.join(missing)}", line=1)
+        reader.fieldnames = columns  # a header written "video, question" names the column "question"
+        rows = [(reader.line_num, row) for row in reader]  # line_num: the line the row ends on
+    except csv.Error as exc:
+        raise AnnotationError(path, f"not valid CSV ({exc})", line=reader.line_num) from None
+    if not rows:
+        raise AnnotationError(path, "no rows below the header")
+    return columns, rows
 
 
 def text_field(item: dict, name: str) -> str:

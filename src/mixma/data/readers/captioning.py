@@ -18,6 +18,8 @@ from mixma.data.readers._common import (
     count_field,
     find_file,
     first_existing,
+    nothing_read,
+    object_entries,
     require_object,
     seconds_field,
     strip_video_extension,
@@ -35,7 +37,7 @@ def _read_caption_entries(
     template, issues = VideoPath(video_path), Issues(errors)
     jf = JsonFile(find_file(root, f"annotation/cap_{split}.json", f"cap_{split}.json"))
     videos: dict[str, tuple[list[str], dict[str, Any]]] = {}
-    for entry in jf.entries(issues=issues):
+    for entry in object_entries(jf, issues, "caption entries"):
         try:
             item = require_object(entry.value)
             caption = text_field(item, "caption")
@@ -48,6 +50,8 @@ def _read_caption_entries(
         captions.append(caption)
         if frames is not None:
             meta.setdefault("frame_length", frames)
+    if not videos:
+        raise nothing_read(jf.path, issues, "no usable caption entry")
     return [
         VideoRecord(video, template(video, video), split, captions=captions, meta=meta)
         for video, (captions, meta) in videos.items()
@@ -73,8 +77,12 @@ def read_msrvtt_captions(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in file order.
+
     Raises:
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry.
+        AnnotationError: a missing file, invalid JSON, a file in another layout (see
+            `object_entries`), no usable entry, or (without `errors`) a bad entry.
     """
     return _read_caption_entries(root, split, errors, video_path)
 
@@ -93,8 +101,12 @@ def read_msvd_captions(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in file order.
+
     Raises:
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry.
+        AnnotationError: a missing file, invalid JSON, a file in another layout (see
+            `object_entries`), no usable entry, or (without `errors`) a bad entry.
     """
     return _read_caption_entries(root, split, errors, video_path)
 
@@ -136,8 +148,12 @@ def read_youcook2(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in file order.
+
     Raises:
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry.
+        AnnotationError: a missing file, invalid JSON, a file in another layout (see
+            `object_entries`), no usable entry (no video of the split's subset), or (without `errors`) a bad entry.
     """
     template, issues = VideoPath(video_path), Issues(errors)
     path = first_existing(root, f"annotation/cap_{split}.json", f"cap_{split}.json")
@@ -148,67 +164,96 @@ def read_youcook2(
     if path is None:  # raises "no such file", naming what was looked for
         original = ["youcookii_annotations_trainval.json"] if split in _YOUCOOK2_SUBSETS else []
         path = find_file(root, f"annotation/cap_{split}.json", f"cap_{split}.json", *original)
-    jf = JsonFile(path)
+    return _read_youcook2_malmm(JsonFile(path), split, issues, template)
+
+
+def _malmm_segment(item: dict, template: VideoPath, split: str) -> VideoRecord:
+    """One of MA-LMM's YouCook2 entries as a record (raises ValueError when malformed)."""
+    video = strip_video_extension(text_field(item, "video"))
+    duration = seconds_field(item, "duration", required=False)
+    start, end = _segment(seconds_field(item, "start_time"), seconds_field(item, "end_time"), duration)
+    caption = item.get("caption", "")
+    if not isinstance(caption, str):
+        raise ValueError(f"'caption' must be a string, got {caption!r}")
+    rid = _segment_id(video, item["start_time"], item["end_time"])
+    meta: dict[str, Any] = {"duration": duration, "frame_length": count_field(item, "frame_length")}
+    if isinstance(item.get("recipe"), str):
+        meta["recipe"] = item["recipe"]
+    captions = [caption.strip()] if caption.strip() else []
+    return VideoRecord(rid, template(video, rid), split, start=start, end=end, captions=captions, meta=meta)
+
+
+def _read_youcook2_malmm(jf: JsonFile, split: str, issues: Issues, template: VideoPath) -> list[VideoRecord]:
     records: list[VideoRecord] = []
     seen: set[str] = set()
-    for entry in jf.entries(issues=issues):
+    for entry in object_entries(jf, issues, "segment entries"):
         try:
-            item = require_object(entry.value)
-            video = strip_video_extension(text_field(item, "video"))
-            duration = seconds_field(item, "duration", required=False)
-            start, end = _segment(seconds_field(item, "start_time"), seconds_field(item, "end_time"), duration)
-            caption = item.get("caption", "")
-            if not isinstance(caption, str):
-                raise ValueError(f"'caption' must be a string, got {caption!r}")
-            rid = _segment_id(video, item["start_time"], item["end_time"])
-            if rid in seen:
-                raise ValueError(f"duplicate segment {rid!r}")
-            meta: dict[str, Any] = {"duration": duration, "frame_length": count_field(item, "frame_length")}
-            if isinstance(item.get("recipe"), str):
-                meta["recipe"] = item["recipe"]
+            record = _malmm_segment(require_object(entry.value), template, split)
+            if record.id in seen:
+                raise ValueError(f"duplicate segment {record.id!r}")
         except ValueError as exc:
             issues.report(jf.path, f"{entry.label}: {exc}", jf.line(entry.offset))
             continue
-        seen.add(rid)
-        captions = [caption.strip()] if caption.strip() else []
-        record = VideoRecord(rid, template(video, rid), split, start=start, end=end, captions=captions, meta=meta)
+        seen.add(record.id)
         records.append(record)
+    if not records:
+        raise nothing_read(jf.path, issues, "no usable segment entry")
     return records
 
 
+def _original_segments(video: str, item: dict, duration: float | None, seen: set[str]) -> tuple[list, list[str]]:
+    """A video's annotated segments `(id, start, end, sentence)`, and the problems of those
+    left out (a malformed or repeated one drops only itself).
+
+    Raises:
+        ValueError: 'annotations' is not a list.
+    """
+    annotations = item.get("annotations")
+    if not isinstance(annotations, list):
+        raise ValueError("'annotations' must be a list")
+    segments, problems = [], []
+    for i, ann in enumerate(annotations):
+        try:
+            ann = require_object(ann)
+            bounds = ann.get("segment")
+            if not (isinstance(bounds, list) and len(bounds) == 2):
+                raise ValueError("'segment' must be [start, end]")
+            start, end = seconds_field({"start": bounds[0]}, "start"), seconds_field({"end": bounds[1]}, "end")
+            rid = _segment_id(video, bounds[0], bounds[1])
+            if rid in seen:
+                raise ValueError(f"duplicate segment {rid!r}")
+            segments.append((rid, *_segment(start, end, duration), text_field(ann, "sentence")))
+            seen.add(rid)
+        except ValueError as exc:
+            problems.append(f"annotations[{i}]: {exc}")
+    return segments, problems
+
+
 def _read_youcook2_original(jf: JsonFile, split: str, issues: Issues, template: VideoPath) -> list[VideoRecord]:
+    if jf.kind() != "object":
+        raise AnnotationError(jf.path, "expected a JSON object with a top-level 'database' object, got a list")
     database = next((e for e in jf.entries(issues=issues) if e.key == "database"), None)
     if database is None or not isinstance(database.value, dict):
         raise AnnotationError(jf.path, "expected a top-level 'database' object")
     records: list[VideoRecord] = []
     seen: set[str] = set()
     for entry in jf.entries(database.offset, issues):
-        video = str(entry.key)
+        video, line = str(entry.key), jf.line(entry.offset)
         try:
             item = require_object(entry.value)
             if item.get("subset") != _YOUCOOK2_SUBSETS[split]:
                 continue
             duration = seconds_field(item, "duration", required=False)
-            annotations = item.get("annotations")
-            if not isinstance(annotations, list):
-                raise ValueError("'annotations' must be a list")
-            segments = []
-            for i, ann in enumerate(annotations):
-                ann = require_object(ann)
-                bounds = ann.get("segment")
-                if not (isinstance(bounds, list) and len(bounds) == 2):
-                    raise ValueError(f"annotations[{i}]: 'segment' must be [start, end]")
-                start, end = seconds_field({"start": bounds[0]}, "start"), seconds_field({"end": bounds[1]}, "end")
-                rid = _segment_id(video, bounds[0], bounds[1])
-                if rid in seen or any(rid == segment[0] for segment in segments):
-                    raise ValueError(f"annotations[{i}]: duplicate segment {rid!r}")
-                segments.append((rid, *_segment(start, end, duration), text_field(ann, "sentence")))
+            segments, problems = _original_segments(video, item, duration, seen)
         except ValueError as exc:
-            issues.report(jf.path, f"{entry.label}: {exc}", jf.line(entry.offset))
+            issues.report(jf.path, f"{entry.label}: {exc}", line)
             continue
+        for problem in problems:
+            issues.report(jf.path, f"{entry.label}: {problem}", line)
         meta = {"duration": duration, "recipe_type": item.get("recipe_type")}
         for rid, start, end, sentence in segments:
-            seen.add(rid)
             record = VideoRecord(rid, template(video, rid), split, start=start, end=end, captions=[sentence], meta=dict(meta))
             records.append(record)
+    if not records:
+        raise nothing_read(jf.path, issues, f"no video has \"subset\": {_YOUCOOK2_SUBSETS[split]!r}")
     return records

@@ -15,9 +15,12 @@ from mixma.data.readers._common import (
     Issues,
     JsonFile,
     VideoPath,
+    check_objects,
     count_field,
     find_file,
     label_field,
+    nothing_read,
+    object_entries,
     require_object,
     seconds_field,
     string_set,
@@ -87,9 +90,13 @@ def read_lvu(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in file order.
+
     Raises:
         ValueError: an unknown task, or a non-positive window or stride.
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry.
+        AnnotationError: a missing file, invalid JSON, a file in another layout (see
+            `object_entries`), no usable entry (no video labelled for `task`), or (without `errors`) a bad entry.
     """
     if task not in LVU_TASKS:
         raise ValueError(f"unknown LVU task {task!r}; choose one of {', '.join(LVU_TASKS)}")
@@ -98,20 +105,16 @@ def read_lvu(
     template, issues = VideoPath(video_path), Issues(errors)
     jf = JsonFile(find_file(root, f"annotation/{split}.json", f"{split}.json"))
     records: list[VideoRecord] = []
-    for entry in jf.entries(issues=issues):
+    for entry in object_entries(jf, issues, "videos", keyed_by="YouTube id"):
         try:
-            item = require_object(entry.value)
-            if task not in item:
-                continue
-            label = label_field(item, task)
-            duration = seconds_field(item, "duration", required=window is not None)
-            meta: dict[str, Any] = {"task": task, "duration": duration, "num_frames": count_field(item, "num_frames")}
-            if window is not None and duration == 0:
-                raise ValueError("'duration' is 0, so there is no window")
+            labelled = _lvu_video(require_object(entry.value), task, window)
         except ValueError as exc:
             _report(issues, jf, entry, exc)
             continue
-        vid = entry.key if isinstance(entry.key, str) else str(entry.key)
+        if labelled is None:
+            continue
+        label, duration, meta = labelled
+        vid = str(entry.key)
         if window is None:
             records.append(VideoRecord(vid, template(vid, vid), split, label=label, meta=meta))
             continue
@@ -119,7 +122,25 @@ def read_lvu(
             rid = f"{vid}_{_format_seconds(start)}"
             window_record = VideoRecord(rid, template(vid, rid), split, start=start, end=end, label=label, meta=dict(meta))
             records.append(window_record)
+    if not records:
+        raise nothing_read(jf.path, issues, f"no video has a '{task}' label")
     return records
+
+
+def _lvu_video(item: dict, task: str, window: float | None) -> tuple[str, float | None, dict[str, Any]] | None:
+    """An LVU video's `(label, duration, meta)` for `task`, or None when it has no such label.
+
+    Raises:
+        ValueError: a malformed label, duration or frame count.
+    """
+    if task not in item:
+        return None
+    label = label_field(item, task)
+    duration = seconds_field(item, "duration", required=window is not None)
+    meta: dict[str, Any] = {"task": task, "duration": duration, "num_frames": count_field(item, "num_frames")}
+    if window is not None and duration == 0:
+        raise ValueError("'duration' is 0, so there is no window")
+    return label, duration, meta
 
 
 def read_breakfast(
@@ -151,8 +172,12 @@ def read_breakfast(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in file order.
+
     Raises:
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry.
+        AnnotationError: a missing file, invalid JSON, a file in another layout (see
+            `object_entries`), no usable entry, or (without `errors`) a bad entry.
     """
     excluded = string_set(exclude, "exclude")
     template, issues = VideoPath(video_path), Issues(errors)
@@ -161,7 +186,7 @@ def read_breakfast(
         names += ["annotation/val.json", "val.json"]
     jf = JsonFile(find_file(root, *names))
     records: list[VideoRecord] = []
-    for entry in jf.entries(issues=issues):
+    for entry in object_entries(jf, issues, "videos", keyed_by="video id"):
         vid = str(entry.key)
         if vid in excluded:
             continue
@@ -177,6 +202,8 @@ def read_breakfast(
             _report(issues, jf, entry, exc)
             continue
         records.append(VideoRecord(vid, template(vid, vid), split, label=label, meta=meta))
+    if not records:
+        raise nothing_read(jf.path, issues, "no usable video" + (" (every other is excluded)" if excluded else ""))
     return records
 
 
@@ -214,38 +241,67 @@ def read_coin(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in file order.
+
     Raises:
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry.
+        AnnotationError: a missing file, invalid JSON, a file in another layout (see
+            `object_entries`), no usable entry (no video of the split's subset), or (without `errors`) a bad entry.
     """
     excluded = string_set(exclude, "exclude")
     wanted = (subset,) if subset is not None else _COIN_SUBSETS[split]
     template, issues = VideoPath(video_path), Issues(errors)
     jf = JsonFile(find_file(root, "annotation/COIN.json", "COIN.json"))
-    entries = jf.entries(issues=issues)
-    database = next((e for e in entries if e.key == "database" and isinstance(e.value, dict)), None)
-    if database is not None:  # COIN's own layout nests the videos
-        entries = jf.entries(database.offset, issues)
     records: list[VideoRecord] = []
-    for entry in entries:
+    subsets: set[str] = set()  # what the file has, to name when nothing matches
+    for entry in _coin_videos(jf, issues):
         vid = str(entry.key)
         if vid in excluded:
             continue
         try:
             item = require_object(entry.value)
+            subsets.add(str(item.get("subset")))
             if item.get("subset") not in wanted:
                 continue
             if require_frames and "num_frames_actual" not in item:
                 continue
-            label = label_field(item, "target" if "target" in item else "class")
-            meta = {
-                "subset": item["subset"],
-                "duration": seconds_field(item, "duration", required=False),
-                "num_frames": count_field(item, "num_frames_actual"),
-            }
-            if "recipe_type" in item:
-                meta["recipe_type"] = item["recipe_type"]
+            label, meta = _coin_video(item)
         except ValueError as exc:
             _report(issues, jf, entry, exc)
             continue
         records.append(VideoRecord(vid, template(vid, vid), split, label=label, meta=meta))
+    if not records:
+        found = ", ".join(repr(s) for s in sorted(subsets)) or "none"
+        reason = f"no usable video has \"subset\" {' or '.join(map(repr, wanted))} (subsets in the file: {found})"
+        raise nothing_read(jf.path, issues, reason)
     return records
+
+
+def _coin_videos(jf: JsonFile, issues: Issues) -> list[Entry]:
+    """The video entries of either COIN layout (COIN's own nests them under 'database').
+
+    Raises:
+        AnnotationError: the file is in neither layout.
+    """
+    if jf.kind() == "list":
+        raise AnnotationError(jf.path, "expected a JSON object keyed by YouTube id, got a list")
+    entries = jf.entries(issues=issues)
+    database = next((e for e in entries if e.key == "database"), None)
+    if database is None:
+        return check_objects(jf, entries, "videos")
+    if not isinstance(database.value, dict):
+        raise AnnotationError(jf.path, "'database' must be an object keyed by YouTube id", line=jf.line(database.offset))
+    return check_objects(jf, jf.entries(database.offset, issues), "videos")
+
+
+def _coin_video(item: dict) -> tuple[str, dict[str, Any]]:
+    """A COIN video's `(label, meta)` (raises ValueError when malformed)."""
+    label = label_field(item, "target" if "target" in item else "class")
+    meta = {
+        "subset": item["subset"],
+        "duration": seconds_field(item, "duration", required=False),
+        "num_frames": count_field(item, "num_frames_actual"),
+    }
+    if "recipe_type" in item:
+        meta["recipe_type"] = item["recipe_type"]
+    return label, meta

@@ -31,6 +31,8 @@ from mixma.data.readers._common import (
     find_file,
     first_existing,
     label_field,
+    nothing_read,
+    object_entries,
     read_text,
     require_object,
     strip_video_extension,
@@ -122,11 +124,13 @@ def _read_pairs(
         if qid is not None:
             seen.add(qid)
         groups.add(record_id, video, qa, meta)
+    if not groups.videos:
+        raise nothing_read(path, issues, "no usable QA entry")
     return groups
 
 
 def _json_items(jf: JsonFile, issues: Issues) -> list[_Item]:
-    return [(e.key, e.value, partial(jf.line, e.offset)) for e in jf.entries(issues=issues)]
+    return [(e.key, e.value, partial(jf.line, e.offset)) for e in object_entries(jf, issues, "QA entries")]
 
 
 def _named_type(item: dict, question: str) -> str:
@@ -173,8 +177,12 @@ def read_msrvtt_qa(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        One record per video, in the order the videos first appear.
+
     Raises:
-        AnnotationError: no annotation file, invalid JSON, or (without `errors`) a bad entry.
+        AnnotationError: a missing file, invalid JSON, a file in another layout (see
+            `object_entries`), no usable entry, or (without `errors`) a bad entry.
     """
     template = VideoPath(video_path)
     path = find_file(root, f"annotation/qa_{split}.json", f"qa_{split}.json", f"{split}_qa.json")
@@ -228,8 +236,12 @@ def read_msvd_qa(
             True requires it, False names videos "vidN".
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        One record per video, in the order the videos first appear.
+
     Raises:
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry,
+        AnnotationError: a missing file, invalid JSON, a file in another layout, no usable
+            entry, or (without `errors`) a bad entry,
             including a `video_id` absent from the mapping.
     """
     template = VideoPath(video_path)
@@ -273,7 +285,7 @@ def _joined_activitynet_items(q_path: Path, a_path: Path, issues: Issues) -> lis
     """ActivityNet-QA's question and answer lists joined by `question_id` into MA-LMM-like items."""
     a_file = JsonFile(a_path)
     answers: dict[str, tuple[dict, int]] = {}  # question id -> (answer item, offset in the file)
-    for entry in a_file.entries(issues=issues):
+    for entry in object_entries(a_file, issues, "answer entries"):
         try:
             item = require_object(entry.value)
             qid = _question_id(item, entry.key)
@@ -287,7 +299,7 @@ def _joined_activitynet_items(q_path: Path, a_path: Path, issues: Issues) -> lis
         answers[qid] = (item, entry.offset)
     q_file = JsonFile(q_path)
     items: list[_Item] = []
-    for entry in q_file.entries(issues=issues):
+    for entry in object_entries(q_file, issues, "question entries"):
         line = partial(q_file.line, entry.offset)
         value = entry.value
         if isinstance(value, dict):
@@ -327,8 +339,12 @@ def read_activitynet_qa(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        One record per video, in the order the videos first appear.
+
     Raises:
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry, such
+        AnnotationError: a missing file, invalid JSON, a file in another layout, no usable
+            entry, or (without `errors`) a bad entry, such
             as a question without an answer or an answer without a question.
     """
     template = VideoPath(video_path)

@@ -2,6 +2,7 @@
 
     records = read_dataset("msrvtt_qa", "/data/msrvtt", split="test")
     records = read_dataset("lvu", "/data/lvu", split="val", task="genre", window=100, stride=20)
+    records = read_dataset("folder", "/data/my_videos", split="test", annotations="qa.csv")
 
 Readers return `VideoRecord`s whose `video` is relative to the dataset root; `write_dataset`
 rewrites them relative to the JSONL file it writes, so the file works from where it lies.
@@ -16,8 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mixma.data.annotations import VideoRecord, read_records, write_records
-from mixma.data.readers import captioning, classification, qa, retrieval
+from mixma.data.annotations import SPLITS, VideoRecord, read_records, write_records
+from mixma.data.readers import captioning, classification, folder, multiple_choice, qa, retrieval
+from mixma.data.readers._common import Issues, nothing_read
 from mixma.errors import AnnotationError
 
 Reader = Callable[..., list[VideoRecord]]
@@ -32,10 +34,18 @@ def read_synthetic(root: Path, split: str, *, errors: list[AnnotationError] | No
         split: "train", "val", "test" or "meta".
         errors: collect bad lines here and skip them; None raises the first.
 
+    Returns:
+        The records, in file order.
+
     Raises:
-        AnnotationError: the file is missing or (without `errors`) a line is malformed.
+        AnnotationError: the file is missing or holds no record, or (without `errors`) a line
+            is malformed.
     """
-    return read_records(root / f"{split}.jsonl", errors=errors)
+    path, issues = root / f"{split}.jsonl", Issues(errors)
+    records = read_records(path, errors=errors)
+    if not records:
+        raise nothing_read(path, issues, "no records")
+    return records
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class DatasetSpec:
     """A registered dataset: its reader and what it expects to find."""
 
     name: str
-    task: str  # "qa", "classification", "captioning" or "retrieval" (and "all" for synthetic)
+    task: str  # "qa", "multiple_choice", "classification", "captioning" or "retrieval" ("all": any of them)
     reader: Reader
     files: str  # the annotation files it reads, relative to the root
     splits: tuple[str, ...] = STANDARD_SPLITS
@@ -70,6 +80,10 @@ _SPECS = (
         "activitynet_qa", "qa", qa.read_activitynet_qa,
         "annotation/qa_{split}.json | qa_{split}.json | [dataset/]{split}_q.json + {split}_a.json",
     ),
+    DatasetSpec(
+        "nextqa", "multiple_choice", multiple_choice.read_nextqa,
+        "[nextqa/ | dataset/nextqa/]{split}.csv [+ map_vid_vidorID.json]",
+    ),
     DatasetSpec("lvu", "classification", classification.read_lvu, "annotation/{split}.json | {split}.json"),
     DatasetSpec(
         "breakfast", "classification", classification.read_breakfast,
@@ -92,7 +106,8 @@ _SPECS = (
         "activitynet_captions", "retrieval", retrieval.read_activitynet_captions,
         "train.json | val_2.json (val) | val_1.json (test)",
     ),
-    DatasetSpec("synthetic", "all", read_synthetic, "{split}.jsonl", ("train", "val", "test", "meta")),
+    DatasetSpec("synthetic", "all", read_synthetic, "{split}.jsonl", SPLITS),
+    DatasetSpec("folder", "all", folder.read_folder, "every video under the root [+ annotations=table.csv | .jsonl]", SPLITS),
 )
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 
@@ -123,8 +138,9 @@ def read_dataset(
         name: a key of `DATASETS` (see `mixma data list`).
         root: the dataset folder; each reader documents the files it expects under it.
         split: one of the dataset's splits (usually "train", "val", "test").
-        errors: if given, bad entries are skipped and an `AnnotationError` for each is appended
-            here; otherwise the first bad entry raises.
+        errors: if given, bad entries are skipped (each drops only itself) and an
+            `AnnotationError` for each is appended here; otherwise the first bad entry raises.
+            A file in another layout, or one that yields no record, raises either way.
         **options: reader options (e.g. `task="genre"` for LVU, `video_path="frames/{video}"`).
 
     Returns:
@@ -132,8 +148,8 @@ def read_dataset(
 
     Raises:
         ValueError: an unknown dataset, split or option, or an invalid option value.
-        AnnotationError: the root or an annotation file is missing or unreadable, or (without
-            `errors`) an entry is malformed.
+        AnnotationError: the root or an annotation file is missing, unreadable or in another
+            layout, the split selects no record, or (without `errors`) an entry is malformed.
     """
     spec = get_dataset(name)
     if split not in spec.splits:

@@ -9,7 +9,6 @@ kept in `meta`.
 
 from __future__ import annotations
 
-import csv
 import io
 import pickle
 from pathlib import Path
@@ -21,7 +20,10 @@ from mixma.data.readers._common import (
     Issues,
     JsonFile,
     VideoPath,
+    csv_rows,
     find_file,
+    nothing_read,
+    object_entries,
     read_text,
     require_object,
     seconds_field,
@@ -50,30 +52,16 @@ def _nested(jf: JsonFile, top: list[Entry], name: str, issues: Issues) -> list[E
     return jf.entries(member.offset, issues)
 
 
-def _csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """CSV rows with the line each ends on.
-
-    Raises:
-        AnnotationError: the file is missing, not valid CSV, or lacks a required column.
-    """
-    reader = csv.DictReader(io.StringIO(read_text(path)))
-    try:
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise AnnotationError(path, f"missing column(s) {', '.join(missing)}", line=1)
-        return [(reader.line_num, row) for row in reader]  # line_num: the line the row ends on
-    except csv.Error as exc:
-        raise AnnotationError(path, f"not valid CSV ({exc})", line=reader.line_num) from None
-
-
 def _msrvtt_sentences(jf: JsonFile, top: list[Entry], issues: Issues) -> dict[str, list[str]]:
     captions: dict[str, list[str]] = {}
     for entry in _nested(jf, top, "sentences", issues):
         try:
             item = require_object(entry.value)
-            captions.setdefault(text_field(item, "video_id"), []).append(text_field(item, "caption"))
+            vid, caption = text_field(item, "video_id"), text_field(item, "caption")
         except ValueError as exc:
             _report(issues, jf, entry, exc)
+            continue
+        captions.setdefault(vid, []).append(caption)  # only once both are read: no empty caption lists
     return captions
 
 
@@ -95,6 +83,62 @@ def _msrvtt_videos(jf: JsonFile, top: list[Entry], issues: Issues) -> dict[str, 
             continue
         videos[vid] = ({k: v for k, v in meta.items() if v is not None}, entry)
     return videos
+
+
+def _msrvtt_jsfusion_test(path: Path, split: str, template: VideoPath, issues: Issues) -> list[VideoRecord]:
+    """1k-A test: one record per csv row, with the one sentence the row pairs with the video."""
+    records, seen = [], set()
+    for line, row in csv_rows(path, ("video_id", "sentence"))[1]:
+        vid, sentence = (row.get("video_id") or "").strip(), (row.get("sentence") or "").strip()
+        if not vid or not sentence:
+            issues.report(path, "empty video_id or sentence", line)
+        elif vid in seen:
+            issues.report(path, f"video {vid!r} appears twice", line)
+        else:
+            seen.add(vid)
+            meta = {k: row[k] for k in ("key", "vid_key") if row.get(k)}
+            records.append(VideoRecord(vid, template(vid, vid), split, captions=[sentence], meta=meta))
+    if not records:
+        raise nothing_read(path, issues, "no test row names a video and a sentence")
+    return records
+
+
+def _msrvtt_full(jf: JsonFile, top: list[Entry], split: str, template: VideoPath, issues: Issues) -> list[VideoRecord]:
+    """The official split field: the videos of `split` with all their sentences."""
+    captions, videos = _msrvtt_sentences(jf, top, issues), _msrvtt_videos(jf, top, issues)
+    wanted = _MSRVTT_FULL_SPLITS[split]
+    records = []
+    for vid, (meta, entry) in videos.items():
+        if entry.value.get("split") != wanted:
+            continue
+        if vid not in captions:
+            _report(issues, jf, entry, ValueError(f"video {vid!r} has no sentences"))
+            continue
+        records.append(VideoRecord(vid, template(vid, vid), split, captions=captions[vid], meta=meta))
+    if not records:
+        raise nothing_read(jf.path, issues, f"no video has \"split\": {wanted!r}")
+    return records
+
+
+def _msrvtt_listed(
+    jf: JsonFile, top: list[Entry], path: Path, split: str, template: VideoPath, issues: Issues
+) -> list[VideoRecord]:
+    """A training list (9k or 7k csv): its videos with all their sentences from `jf`."""
+    captions, videos = _msrvtt_sentences(jf, top, issues), _msrvtt_videos(jf, top, issues)
+    records, seen = [], set()
+    for line, row in csv_rows(path, ("video_id",))[1]:
+        vid = (row.get("video_id") or "").strip()
+        if not vid or vid in seen:
+            issues.report(path, f"empty or repeated video_id {vid!r}", line)
+        elif vid not in captions:
+            issues.report(path, f"video {vid!r} has no sentences in {jf.path.name}", line)
+        else:
+            seen.add(vid)
+            meta = videos[vid][0] if vid in videos else {}
+            records.append(VideoRecord(vid, template(vid, vid), split, captions=captions[vid], meta=meta))
+    if not records:
+        raise nothing_read(path, issues, "no listed video has sentences")
+    return records
 
 
 def read_msrvtt_retrieval(
@@ -129,10 +173,14 @@ def read_msrvtt_retrieval(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in file order.
+
     Raises:
         ValueError: an unknown protocol, or val with 1k-A/7k.
-        AnnotationError: a missing file, invalid JSON/CSV, or (without `errors`) a bad entry,
-            such as a listed video without captions.
+        AnnotationError: a missing file, invalid JSON/CSV, a file in another layout (no
+            'videos'/'sentences' lists, no rows), no video of the split, or (without `errors`)
+            a bad entry, such as a listed video without captions.
     """
     if protocol not in MSRVTT_PROTOCOLS:
         raise ValueError(f"unknown MSRVTT protocol {protocol!r}; choose one of {', '.join(MSRVTT_PROTOCOLS)}")
@@ -141,46 +189,15 @@ def read_msrvtt_retrieval(
     template, issues = VideoPath(video_path), Issues(errors)
     folder = root / "msrvtt_data" if (root / "msrvtt_data").is_dir() else root
     if protocol != "full" and split == "test":
-        path = find_file(folder, "MSRVTT_JSFUSION_test.csv")
-        records, seen = [], set()
-        for line, row in _csv_rows(path, ("video_id", "sentence")):
-            vid, sentence = (row.get("video_id") or "").strip(), (row.get("sentence") or "").strip()
-            if not vid or not sentence:
-                issues.report(path, "empty video_id or sentence", line)
-            elif vid in seen:
-                issues.report(path, f"video {vid!r} appears twice", line)
-            else:
-                seen.add(vid)
-                meta = {k: row[k] for k in ("key", "vid_key") if row.get(k)}
-                records.append(VideoRecord(vid, template(vid, vid), split, captions=[sentence], meta=meta))
-        return records
+        return _msrvtt_jsfusion_test(find_file(folder, "MSRVTT_JSFUSION_test.csv"), split, template, issues)
     jf = JsonFile(find_file(folder, "MSRVTT_data.json"))
+    if jf.kind() != "object":
+        raise AnnotationError(jf.path, "expected a JSON object with 'videos' and 'sentences' lists, got a list")
     top = jf.entries(issues=issues)
-    captions, videos = _msrvtt_sentences(jf, top, issues), _msrvtt_videos(jf, top, issues)
-    records = []
     if protocol == "full":
-        wanted = _MSRVTT_FULL_SPLITS[split]
-        for vid, (meta, entry) in videos.items():
-            if entry.value.get("split") != wanted:
-                continue
-            if vid not in captions:
-                _report(issues, jf, entry, ValueError(f"video {vid!r} has no sentences"))
-                continue
-            records.append(VideoRecord(vid, template(vid, vid), split, captions=captions[vid], meta=meta))
-        return records
+        return _msrvtt_full(jf, top, split, template, issues)
     path = find_file(folder, "MSRVTT_train.9k.csv" if protocol == "1k-A" else "MSRVTT_train.7k.csv")
-    seen = set()
-    for line, row in _csv_rows(path, ("video_id",)):
-        vid = (row.get("video_id") or "").strip()
-        if not vid or vid in seen:
-            issues.report(path, f"empty or repeated video_id {vid!r}", line)
-        elif vid not in captions:
-            issues.report(path, f"video {vid!r} has no sentences in {jf.path.name}", line)
-        else:
-            seen.add(vid)
-            meta = videos[vid][0] if vid in videos else {}
-            records.append(VideoRecord(vid, template(vid, vid), split, captions=captions[vid], meta=meta))
-    return records
+    return _msrvtt_listed(jf, top, path, split, template, issues)
 
 
 class _DataOnly(pickle.Unpickler):
@@ -212,6 +229,22 @@ def _caption_text(caption: Any) -> str:
     return caption.strip()
 
 
+def _clip_captions(clip: str, texts: Any, captions_path: Path, issues: Issues) -> list[str]:
+    """A clip's captions from the pickle; a malformed one is reported (the pickle has no lines)
+    and left out, the clip's other captions kept."""
+    if not isinstance(texts, list):
+        raise ValueError(f"captions in {captions_path.name} must be a list, got {type(texts).__name__}")
+    kept = []
+    for i, caption in enumerate(texts):
+        try:
+            kept.append(_caption_text(caption))
+        except ValueError as exc:
+            issues.report(captions_path, f"clip {clip!r}: caption {i}: {exc}")
+    if not kept:
+        raise ValueError(f"no usable caption in {captions_path.name}")
+    return kept
+
+
 def read_msvd_retrieval(
     root: Path, split: str, *, errors: list[AnnotationError] | None = None, video_path: str = "YouTubeClips/{video}.avi"
 ) -> list[VideoRecord]:
@@ -227,12 +260,17 @@ def read_msvd_retrieval(
     Args:
         root: the dataset folder.
         split: "train", "val" or "test".
-        errors: collect bad entries here and skip them; None raises the first.
+        errors: collect bad entries here and skip them (a malformed caption drops only
+            itself); None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in list order.
+
     Raises:
-        AnnotationError: a missing or unreadable file, or (without `errors`) a listed clip
-            without captions or with a malformed one.
+        AnnotationError: a missing or unreadable file, a pickle that is not a dict, a list
+            naming no clip, or (without `errors`) a listed clip without captions or with a
+            malformed one.
     """
     template, issues = VideoPath(video_path), Issues(errors)
     folder = root / "msvd_data" if (root / "msvd_data").is_dir() else root
@@ -250,15 +288,14 @@ def read_msvd_retrieval(
                 raise ValueError("listed twice")
             if clip not in captions:
                 raise ValueError(f"no captions in {captions_path.name}")
-            texts = captions[clip]
-            if not isinstance(texts, list) or not texts:
-                raise ValueError(f"captions in {captions_path.name} must be a non-empty list")
-            texts = [_caption_text(c) for c in texts]
+            texts = _clip_captions(clip, captions[clip], captions_path, issues)
         except ValueError as exc:
             issues.report(path, f"clip {clip!r}: {exc}", number)
             continue
         seen.add(clip)
         records.append(VideoRecord(clip, template(clip, clip), split, captions=texts))
+    if not records:
+        raise nothing_read(path, issues, "no listed clip has captions")
     return records
 
 
@@ -309,13 +346,17 @@ def read_didemo(
         errors: collect bad entries here and skip them; None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in file order.
+
     Raises:
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry.
+        AnnotationError: a missing file, invalid JSON, a file in another layout (see
+            `object_entries`), no usable entry, or (without `errors`) a bad entry.
     """
     template, issues = VideoPath(video_path), Issues(errors)
     jf = JsonFile(find_file(root, f"{split}_data.json", f"data/{split}_data.json"))
     videos: dict[str, tuple[str, list[tuple[float, float, str, Any]]]] = {}
-    for entry in jf.entries(issues=issues):
+    for entry in object_entries(jf, issues, "moment descriptions"):
         try:
             item = require_object(entry.value)
             file = text_field(item, "video")
@@ -331,7 +372,31 @@ def read_didemo(
         moments = _by_start(moments)
         meta = {"annotation_ids": [m[3] for m in moments], "file": file}
         records.append(_paragraph_record(stem, stem, split, template, [m[:3] for m in moments], meta))
+    if not records:
+        raise nothing_read(jf.path, issues, "no usable moment description")
     return records
+
+
+def _activitynet_sentences(item: dict, where: str, path: Path, line: int, issues: Issues) -> list[tuple[float, float, str]]:
+    """A video's (start, end, sentence) triples; a malformed one is reported and left out.
+
+    Raises:
+        ValueError: the lists are missing, of different lengths, or hold no usable sentence.
+    """
+    stamps, texts = item.get("timestamps"), item.get("sentences")
+    if not (isinstance(stamps, list) and isinstance(texts, list) and len(stamps) == len(texts) > 0):
+        raise ValueError("'timestamps' and 'sentences' must be non-empty lists of the same length")
+    sentences = []
+    for i, (stamp, text) in enumerate(zip(stamps, texts)):
+        try:
+            if not (isinstance(stamp, list) and len(stamp) == 2 and all(type(t) in (int, float) for t in stamp)):
+                raise ValueError("timestamps must be [start, end] in seconds")
+            sentences.append((float(stamp[0]), float(stamp[1]), text_field({"sentence": text}, "sentence")))
+        except ValueError as exc:
+            issues.report(path, f"{where}: sentence {i}: {exc}", line)
+    if not sentences:
+        raise ValueError("no usable sentence")
+    return sentences
 
 
 def read_activitynet_captions(
@@ -351,33 +416,32 @@ def read_activitynet_captions(
     Args:
         root: the dataset folder.
         split: "train", "val" or "test".
-        errors: collect bad entries here and skip them; None raises the first.
+        errors: collect bad entries here and skip them (a malformed sentence drops only
+            itself from its paragraph); None raises the first.
         video_path: where the videos are, relative to `root` (see `VideoPath`).
 
+    Returns:
+        The records, in file order.
+
     Raises:
-        AnnotationError: a missing file, invalid JSON, or (without `errors`) a bad entry.
+        AnnotationError: a missing file, invalid JSON, a file in another layout (not an object
+            keyed by video), no usable video, or (without `errors`) a bad entry.
     """
     template, issues = VideoPath(video_path), Issues(errors)
     name = _ACTIVITYNET_FILES[split]
     jf = JsonFile(find_file(root, name, f"captions/{name}"))
     records = []
-    for entry in jf.entries(issues=issues):
+    for entry in object_entries(jf, issues, "videos", keyed_by="video name"):
+        line = jf.line(entry.offset)
         try:
             item = require_object(entry.value)
-            if not isinstance(entry.key, str):
-                raise ValueError("expected a dict keyed by video name")
-            stamps, texts = item.get("timestamps"), item.get("sentences")
-            if not (isinstance(stamps, list) and isinstance(texts, list) and len(stamps) == len(texts) > 0):
-                raise ValueError("'timestamps' and 'sentences' must be non-empty lists of the same length")
-            sentences = []
-            for i, (stamp, text) in enumerate(zip(stamps, texts)):
-                if not (isinstance(stamp, list) and len(stamp) == 2 and all(type(t) in (int, float) for t in stamp)):
-                    raise ValueError(f"timestamps[{i}] must be [start, end] in seconds")
-                sentences.append((float(stamp[0]), float(stamp[1]), text_field({"sentence": text}, "sentence")))
+            sentences = _activitynet_sentences(item, entry.label, jf.path, line, issues)
             meta = {"duration": seconds_field(item, "duration", required=False)}
         except ValueError as exc:
-            _report(issues, jf, entry, exc)
+            issues.report(jf.path, f"{entry.label}: {exc}", line)
             continue
         video = strip_video_extension(entry.key)
         records.append(_paragraph_record(youtube_id(video), video, split, template, _by_start(sentences), meta))
+    if not records:
+        raise nothing_read(jf.path, issues, "no video with usable sentences")
     return records
