@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from mixma.data.annotations import SPLITS, VideoRecord, read_records, write_records
-from mixma.data.readers import captioning, classification, folder, multiple_choice, qa, retrieval
+import mixma.data.readers.captioning as captioning
+import mixma.data.readers.classification as classification
+import mixma.data.readers.folder as folder
+import mixma.data.readers.multiple_choice as multiple_choice
+import mixma.data.readers.qa as qa
+import mixma.data.readers.retrieval as retrieval
 from mixma.data.readers._common import Issues, nothing_read
 from mixma.errors import AnnotationError
 
