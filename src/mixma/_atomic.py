@@ -1,6 +1,8 @@
 """Atomic file output: write next to the target, fsync, then rename over it.
 
-A crash or Ctrl-C mid-write leaves either the old file or the new one, never a torn one.
+A crash or Ctrl-C mid-write leaves either the old file or the new one, never a torn one. The
+file gets the permissions an ordinary `open(path, "w")` would give it (0666 less the umask), not
+the 0600 of the temporary file it was written as.
 """
 
 from __future__ import annotations
@@ -12,6 +14,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -27,6 +38,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -46,6 +58,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

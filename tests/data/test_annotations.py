@@ -93,3 +93,10 @@ def test_invalid_json_message_reads_cleanly(tmp_path):
     with pytest.raises(AnnotationError) as info:
         read_records(path)
     assert info.value.reason == "not valid JSON (Expecting ',' delimiter at column 12)"
+
+
+def test_a_video_given_as_an_annotation_file(tmp_path, indexed_video):
+    with pytest.raises(AnnotationError, match="not a JSONL annotation file"):
+        read_records(indexed_video)
+    with pytest.raises(AnnotationError, match="a folder, not a JSONL annotation file"):
+        read_records(tmp_path)

@@ -66,3 +66,22 @@ def test_a_damaged_cache_file_is_recomputed(tmp_path, indexed_video):
     (cached,) = (tmp_path / "cache").rglob("*.npy")
     cached.write_bytes(b"not an array")
     np.testing.assert_array_equal(loader.load(indexed_video, spec), frames)
+
+
+def test_warm_decodes_each_missing_video_once(tmp_path, indexed_video, monkeypatch):
+    from mixma.data import frame_cache
+
+    loader, spec = FrameLoader(tmp_path / "cache"), FrameSpec(4, "mixed", 48, MixedConfig(step=1))
+    sources = [(indexed_video, None), (indexed_video, None), (indexed_video, (1.0, 5.0))]
+    assert loader.warm(sources, spec, progress=False) == 2  # two distinct (video, clip) pairs
+    assert loader.warm(sources, spec, progress=False) == 0
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(frame_cache, "sample_frames", no_decoding)
+    assert loader.load(indexed_video, spec, clip=(1.0, 5.0)).shape[0] == 4
+    dense = FrameSpec(4, "segment", 48)
+    monkeypatch.undo()
+    assert loader.warm([(indexed_video, None)], dense, progress=False) == 1
+    assert FrameLoader(None).warm(sources, spec, progress=False) == 0  # no cache, nothing to warm

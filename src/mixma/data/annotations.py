@@ -164,11 +164,19 @@ def read_records(path: str | os.PathLike, *, errors: list[AnnotationError] | Non
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise AnnotationError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError(path, f"cannot read ({exc})") from None
+    except IsADirectoryError:
+        raise AnnotationError(path, "a folder, not a JSONL annotation file") from None
+    except OSError as exc:
+        raise AnnotationError(path, f"cannot read ({exc.strerror or exc})") from None
+    try:
+        if b"\x00" in data[:4096]:
+            raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "a null byte")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AnnotationError(path, "cannot read it as text: not a JSONL annotation file (binary data: a video or an image?)") from None
     records: list[VideoRecord] = []
     seen: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):

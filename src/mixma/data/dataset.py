@@ -58,3 +58,12 @@ class VideoDataset(Dataset):
             out[name] = pool[int(rng.integers(len(pool)))] if pool else ""
         out.update(item.fields)
         return out
+
+
+def warm_frames(items: list[VideoItem], video: VideoInput, *, rank: int = 0, world: int = 1, progress: bool = True,
+                desc: str = "caching frames") -> int:
+    """Decode and cache the frames of every distinct video of `items` before training starts (this
+    process's share of them, under torchrun), with a progress bar instead of a silent first epoch.
+    Returns how many videos were decoded (0 when all were cached, or there is no cache)."""
+    sources = list(dict.fromkeys((str(item.video), item.clip) for item in items))
+    return video.frames.warm(sources[rank::world], video.spec, progress=progress, desc=desc)

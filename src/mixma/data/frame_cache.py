@@ -23,9 +23,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from mixma._atomic import atomic_path
 from mixma.video.convert import Size
@@ -73,6 +75,24 @@ class FrameLoader:
         digest = hashlib.sha1(blob.encode()).hexdigest()
         return self.cache_dir / digest[:2] / f"{digest}.npy"
 
+    def _spec_key(self, path: Path, spec: FrameSpec, clip) -> Path | None:
+        """Where `load` keeps what it decodes for `spec` (the dense frames, for `segment`)."""
+        if spec.strategy == "segment":
+            return self._key(path, "dense", spec.size, clip)
+        return self._key(path, spec.strategy, spec.num_frames, spec.size, spec.options(), clip)
+
+    def warm(self, sources: Iterable[tuple[str | os.PathLike, tuple | None]], spec: FrameSpec, *,
+             progress: bool = True, desc: str = "caching frames") -> int:
+        """Decode and cache, with a progress bar, the frames of every `(video, clip)` not cached
+        yet, so training's first epoch does not stall on decoding. Returns how many were decoded."""
+        if self.cache_dir is None:
+            return 0
+        todo = [(Path(v), c) for v, c in dict.fromkeys((str(v), c) for v, c in sources)
+                if not (key := self._spec_key(Path(v), spec, c)) or not key.exists()]
+        for video, clip in tqdm(todo, desc=desc, unit="video", disable=not progress or not todo):
+            self.load(video, spec, np.random.default_rng(0), clip)
+        return len(todo)
+
     @staticmethod
     def _load(key: Path | None) -> np.ndarray | None:
         if key is not None and key.exists():
@@ -102,7 +122,7 @@ class FrameLoader:
             return self._segment(path, spec, rng or np.random.default_rng(), clip)
         # one config serves several strategies (train mixed, evaluate uniform): options are mixed's alone
         options = spec.options()
-        key = self._key(path, spec.strategy, spec.num_frames, spec.size, options, clip)
+        key = self._spec_key(path, spec, clip)
         cached = self._load(key)
         if cached is not None:
             return np.array(cached)  # a writable copy of the memory-mapped file
@@ -111,7 +131,7 @@ class FrameLoader:
         return frames
 
     def _segment(self, path: Path, spec: FrameSpec, rng: np.random.Generator, clip) -> np.ndarray:
-        key = self._key(path, "dense", spec.size, clip)
+        key = self._spec_key(path, spec, clip)
         dense = self._load(key)
         if dense is None and key is not None:
             with VideoReader(path) as video:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tqdm.auto import tqdm
+
 from mixma.data.annotations import VideoRecord
 from mixma.data.readers import read_dataset
 from mixma.data.section import VideoDataSection
@@ -64,7 +66,8 @@ def load_records(data: VideoDataSection, split: str, *, say: Callable[[str], Non
     errors: list[AnnotationError] = []
     records = read_dataset(data.dataset, data.root, split, errors=errors, **data.options)
     result = RecordSet(split, [], errors)
-    for video in sorted({r.video_path(data.root) for r in records}):
+    videos = sorted({r.video_path(data.root) for r in records})
+    for video in tqdm(videos, desc=f"checking the {split} videos", unit="video", leave=False, disable=None if say else True):
         if not video.exists():
             result.missing_videos.append(str(video))
             continue

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from mixma.config import dump_config
-from mixma.data.dataset import VideoDataset
+from mixma.data.dataset import VideoDataset, warm_frames
 from mixma.data.records import load_records
 from mixma.data.samples import Sample, make_samples
 from mixma.data.section import video_input
@@ -82,6 +82,10 @@ def train_malmm(config: MALMMRunConfig, *, resume: bool = False, progress: bool 
         evaluation = eval_samples(data, data.eval_split, data.max_eval_samples) if data.eval_split else []
         model, processor = prepare_model(config, samples, out, info, resume)
         num_visual = visual_token_count(model.config, data.num_frames)
+        train_items, train_video = [s.item() for s in samples], video_input(data, data.train_strategy, augment=True)
+        shard = dict(rank=info.rank, world=info.world_size, progress=progress and info.is_main)
+        warm_frames(train_items, train_video, desc="caching training frames (first run only)", **shard)
+        warm_frames([s.item() for s in evaluation], video_input(data, data.eval_strategy), desc="caching evaluation frames", **shard)
 
         def loss(batch, step, lr):
             inputs = {k: v for k, v in batch.items() if k != "index"}
@@ -94,7 +98,7 @@ def train_malmm(config: MALMMRunConfig, *, resume: bool = False, progress: bool 
 
         job = TrainingJob(
             model=model,
-            dataset=VideoDataset([s.item() for s in samples], video_input(data, data.train_strategy, augment=True), seed=config.run.seed),
+            dataset=VideoDataset(train_items, train_video, seed=config.run.seed),
             collate=partial(processor.collate, num_visual_tokens=num_visual, with_targets=True), loss=loss,
             evaluate=evaluate if evaluation else None,
             metric="CIDEr" if data.task == "captioning" else "top1",

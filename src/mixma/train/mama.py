@@ -36,7 +36,7 @@ from transformers import AutoTokenizer
 
 from mixma.config import dump_config
 from mixma.data.collate import TextCollate
-from mixma.data.dataset import VideoDataset, VideoItem
+from mixma.data.dataset import VideoDataset, VideoItem, warm_frames
 from mixma.data.records import load_records
 from mixma.data.samples import multiple_choice_items, qa_items, retrieval_items
 from mixma.data.section import video_input
@@ -161,6 +161,11 @@ def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = 
             raise MixmaError(f"no training pairs: the {data.train_split} split has no "
                              f"{'captions' if data.task == 'retrieval' else 'questions'}")
         collate = make_collate(config, model, tokenizer)
+        train_video = video_input(data, data.train_strategy, augment=True)
+        shard = dict(rank=info.rank, world=info.world_size, progress=progress and info.is_main)
+        warm_frames(items, train_video, desc="caching training frames (first run only)", **shard)
+        eval_items = [VideoItem(r.video_path(data.root), r.clip) for r in evaluation]
+        warm_frames(eval_items, video_input(data, data.eval_strategy), desc="caching evaluation frames", **shard)
         criterion = make_criterion(config.loss, gather=config.loss.weighting == "none").to(info.device)
         losses = per_sample_loss(config, model, criterion)
         meta = MetaWeighting(config.loss.meta, device=info.device) if config.loss.weighting == "meta" else None
@@ -181,7 +186,7 @@ def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = 
 
         job = TrainingJob(
             model=model,
-            dataset=VideoDataset(items, video_input(data, data.train_strategy, augment=True), seed=config.run.seed),
+            dataset=VideoDataset(items, train_video, seed=config.run.seed),
             collate=collate, loss=loss, evaluate=evaluate if evaluation else None,
             metric="t2v/R@1" if data.task == "retrieval" else "top1",
             extra_trainable={LOSS_PREFIX + "log_scale": criterion.log_scale},
