@@ -120,6 +120,10 @@ def test_nested_library_options_are_the_library_dataclasses():
         load_config(MAMATrainConfig, None, ["data.task=captioning"])
 
 
+def test_yaml_booleans_read_as_the_choice_they_spell():
+    assert load_config(MALMMTrainConfig, None, ["run.amp=no"]).run.amp == "no"  # YAML 1.1 reads no as false
+
+
 def test_quoted_override_values():
     cfg = load_config(MALMMTrainConfig, None, ["data.prompts.qa='Q: {question} A:'", 'run.output_dir="runs/a b"'])
     assert cfg.data.prompts.qa == "Q: {question} A:" and cfg.run.output_dir == "runs/a b"

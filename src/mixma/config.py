@@ -29,6 +29,7 @@ import yaml
 from mixma.errors import MixmaError
 
 T = TypeVar("T")
+_BOOLEAN_WORDS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
 
 
 class ConfigError(MixmaError):
@@ -98,6 +99,8 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
         return _convert_union(value, annotation, where)
     if origin is typing.Literal:
         choices = typing.get_args(annotation)
+        if isinstance(value, bool):  # YAML 1.1 reads a bare no / off / yes / on as a boolean
+            value = next((c for c in choices if str(c).lower() in _BOOLEAN_WORDS[value]), value)
         if value not in choices:
             raise ConfigError(f"{where}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
         return value

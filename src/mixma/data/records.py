@@ -36,11 +36,13 @@ class RecordSet:
     bad_entries: list[AnnotationError] = field(default_factory=list)
     missing_videos: list[str] = field(default_factory=list)  # files that do not exist
     unreadable_videos: dict[str, str] = field(default_factory=dict)  # file -> why it cannot be read
+    clips_outside: list[str] = field(default_factory=list)  # record ids whose clip starts after the video ends
 
     def summary(self) -> dict[str, int]:
         """Counts for a run's summary."""
         return {"records": len(self.records), "bad_entries": len(self.bad_entries),
-                "missing_videos": len(self.missing_videos), "unreadable_videos": len(self.unreadable_videos)}
+                "missing_videos": len(self.missing_videos), "unreadable_videos": len(self.unreadable_videos),
+                "clips_outside": len(self.clips_outside)}
 
     def report(self, say: Callable[[str], None] = report_to_stderr) -> None:
         """One line per problem (the first few of each kind), then a count of the rest."""
@@ -48,6 +50,7 @@ class RecordSet:
             ("bad annotation entries", [f"skipped: {e}" for e in self.bad_entries]),
             ("missing videos", [f"missing video (its records are left out): {v}" for v in self.missing_videos]),
             ("unreadable videos", [f"skipped video {v}: {why}" for v, why in self.unreadable_videos.items()]),
+            ("clips outside their videos", [f"skipped record {r}: its clip starts after its video ends" for r in self.clips_outside]),
         ]
         for what, lines in problems:
             for line in lines[:SHOWN]:
@@ -66,17 +69,24 @@ def load_records(data: VideoDataSection, split: str, *, say: Callable[[str], Non
     errors: list[AnnotationError] = []
     records = read_dataset(data.dataset, data.root, split, errors=errors, **data.options)
     result = RecordSet(split, [], errors)
+    durations: dict[str, float] = {}
     videos = sorted({r.video_path(data.root) for r in records})
     for video in tqdm(videos, desc=f"checking the {split} videos", unit="video", leave=False, disable=None if say else True):
         if not video.exists():
             result.missing_videos.append(str(video))
             continue
         try:
-            probe(video)
+            durations[str(video)] = probe(video).duration
         except VideoError as exc:
             result.unreadable_videos[str(video)] = exc.reason
-    left_out = set(result.missing_videos) | set(result.unreadable_videos)
-    result.records = [r for r in records if str(r.video_path(data.root)) not in left_out]
+    for r in records:
+        duration = durations.get(str(r.video_path(data.root)))
+        if duration is None:
+            continue
+        if r.start is not None and r.start >= duration:
+            result.clips_outside.append(r.id)
+        else:
+            result.records.append(r)
     if say is not None:
         result.report(say)
     if not result.records:

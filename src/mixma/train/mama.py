@@ -154,9 +154,9 @@ def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = 
         absolute_paths(config)
         data = config.data
         train = load_records(data, data.train_split)
-        evaluation = load_records(data, data.eval_split).records if data.eval_split else []
+        evaluation = load_records(data, data.eval_split).records[: data.max_eval_samples] if data.eval_split else []
         model, tokenizer = prepare_model(config, train.records, out, info, resume)
-        items = training_items(config, train.records, data.captions)
+        items = training_items(config, train.records, data.captions)[: data.max_train_samples]
         if not items:
             raise MixmaError(f"no training pairs: the {data.train_split} split has no "
                              f"{'captions' if data.task == 'retrieval' else 'questions'}")
