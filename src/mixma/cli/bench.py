@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from mixma.cli._common import fail
 from mixma.data.synthetic import SyntheticConfig, make_benchmark
 
 _DEFAULTS = SyntheticConfig()
@@ -23,6 +24,10 @@ def make(
         _DEFAULTS.wrong_fraction, "--wrong-fraction", min=0, max=1,
         help="Chance that an augmented (LVLM-style) caption describes something else; the meta split stays clean.",
     ),
+    splits: str = typer.Option(
+        ",".join(f"{f:g}" for f in _DEFAULTS.split_fractions), "--splits",
+        help="Fractions of the videos in train, val, test and meta, comma-separated (they sum to 1).",
+    ),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes (0: one per core). The output does not depend on it."),
 ):
     """Generate the synthetic long-video benchmark.
@@ -38,7 +43,12 @@ def make(
 
       mixma bench make -o bench/ --videos 200 --seed 0
     """
-    config = SyntheticConfig(videos=videos, frames=frames, size=size, fps=fps, seed=seed, wrong_fraction=wrong_fraction)
+    try:
+        fractions = tuple(float(f) for f in splits.split(","))
+    except ValueError:
+        raise fail(f"--splits must be four numbers like 0.7,0.1,0.1,0.1, got {splits!r}") from None
+    config = SyntheticConfig(videos=videos, frames=frames, size=size, fps=fps, seed=seed, wrong_fraction=wrong_fraction,
+                             split_fractions=fractions)
     start = time.perf_counter()
     summary = make_benchmark(output, config, workers=workers or None, progress=True)
     splits = ", ".join(f"{n} {s}" for s, n in summary["splits"].items())
