@@ -215,11 +215,17 @@ class _Table:
             keys, starts = np.concatenate([[0], keys]), np.concatenate([[0], starts])
         return keys.astype(np.int64), starts.astype(np.int64)
 
-    def position(self, packet: av.Packet) -> int:
-        """The packet's position in decoding order, or -1 if it is not in the table."""
+    def position(self, packet: av.Packet, guess: int = -1) -> int:
+        """The packet's position in decoding order, or -1 if it is not in the table.
+
+        `guess` (the position after the previous packet's) is checked first: packets come in order.
+        """
         key = packet.dts if self.identity == "dts" else packet.pts
         if key is None:
             return -1
+        keys = self.dts if self.identity == "dts" else self.pts
+        if 0 <= guess < len(keys) and keys[guess] == key and self.packets.size[guess] == packet.size:
+            return guess
         i = int(np.searchsorted(self._sorted_keys, key))
         if i == len(self._sorted_keys) or self._sorted_keys[i] != key:
             return -1
@@ -313,21 +319,21 @@ class VideoReader:
         increment_bits = None
         if types is not None and self._stream.codec_context.extradata:
             increment_bits = _mpeg4.time_increment_bits(self._stream.codec_context.extradata)
-        corrupt_tail = False
         self._broken_off = False
+        packet = None
         for packet in self._demuxed():
             pts.append(packet.pts)
             dts.append(packet.dts)
             size.append(packet.size)
             keyframe.append(packet.is_keyframe)
             discard.append(packet.is_discard)
-            corrupt_tail = packet.is_corrupt
             if types is not None:
                 head = bytes(memoryview(packet)[:_MPEG4_HEAD])
                 if _mpeg4.VOP_START not in head:
                     head = bytes(packet)
                 increment_bits = _mpeg4.time_increment_bits(head) or increment_bits
                 types.append(_vop_type(head, increment_bits))
+        corrupt_tail = packet is not None and packet.is_corrupt
         broken_off = self._broken_off  # the container breaks off: keep the packets read so far
         if types is not None and "?" in types:
             types = None  # a VOP header we do not understand: learn the order by decoding instead
@@ -476,22 +482,18 @@ class VideoReader:
 
         A container that breaks off (a truncated file) ends the packets and sets `_broken_off`.
         """
-        demuxer = self._container.demux(self._stream)
-        while True:
-            try:
-                packet = next(demuxer)
-            except StopIteration:
-                break
-            except av.error.FFmpegError:
-                self._broken_off = True
-                break
-            if packet.size == 0:  # the demuxer's end-of-stream marker
-                break
-            if self._bsf is None:
-                yield packet
-            else:
-                yield from self._bsf.filter(packet)
-        if self._bsf is not None:
+        bsf = self._bsf
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size == 0:  # the demuxer's end-of-stream marker
+                    break
+                if bsf is None:
+                    yield packet
+                else:
+                    yield from bsf.filter(packet)
+        except av.error.FFmpegError:
+            self._broken_off = True
+        if bsf is not None:
             yield from self._bsf.filter(None)  # a B-frame still held back
 
     def _reposition(self, timestamp: int | None) -> None:
@@ -537,7 +539,7 @@ class VideoReader:
                 self._reposition(timestamp)
             except (av.error.FFmpegError, OSError):
                 continue
-            packets = ((table.position(packet), packet) for packet in self._demuxed())
+            packets = self._positioned(self._demuxed())
             for position, packet in packets:
                 if position < target:
                     continue  # landed early (or on a packet the table lacks): skip without decoding
@@ -545,6 +547,14 @@ class VideoReader:
                     return itertools.chain([(position, packet)], packets)
                 break  # landed after the target: seek earlier
         raise VideoError(self.path, f"cannot seek to frame {table.seek_starts[point]} (its timestamps are inconsistent)")
+
+    def _positioned(self, packets: Iterator[av.Packet]) -> Iterator[tuple[int, av.Packet]]:
+        """(position in the table or -1, packet)."""
+        table, guess = self._table, -1
+        for packet in packets:
+            position = table.position(packet, guess)
+            guess = position + 1 if position >= 0 else -1
+            yield position, packet
 
     # -- decoding ------------------------------------------------------------------------------
 
