@@ -1,7 +1,7 @@
 """Tiny test videos of every kind PyAV can write, each frame showing its own index.
 
 `write(kind, path)` writes one; `KINDS` lists them. Each kind is what users have: MP4/MOV with
-B-frames, an edit list or a rotation, HEVC, VP8/VP9 WebM, AV1 Matroska, MPEG-TS, MPEG-PS, AVI with
+B-frames, an edit list, open GOPs or a rotation, HEVC, VP8/VP9 WebM, AV1 Matroska, MPEG-TS, MPEG-PS, AVI with
 MPEG-4 Part 2 (B-frames, and DivX-style packed B-frames built by hand), MS-MPEG4, MJPEG, cinepak,
 H.264 with B-frames (AVI has no presentation times), an AVI with dropped frames whose header
 counts more frames than it holds, variable frame rate, and a raw H.264 stream without timestamps.
@@ -169,6 +169,7 @@ _MPEG2 = {"g": "12", "qscale": "2"}
 KINDS: dict[str, tuple[Callable[[Path], None], str | None]] = {
     "h264_bframes.mp4": (lambda p: _encode(p, "libx264", options={"bf": "3", "g": "20"}), "libx264"),
     "h264_editlist.mp4": (_editlist, "libx264"),
+    "h264_opengop.mp4": (lambda p: _encode(p, "libx264", options={"bf": "3", "g": "20", "x264-params": "open-gop=1"}), "libx264"),
     "hevc.mp4": (lambda p: _encode(p, _HEVC, options={"x265-params": "log-level=none:bframes=3:keyint=20"}), _HEVC),
     "h264.mov": (lambda p: _encode(p, "libx264", options={"bf": "2", "g": "16"}), "libx264"),
     "rot90.mp4": (lambda p: _encode(p, "libx264", options={"bf": "2"}, rotation=90), "libx264"),
