@@ -1,15 +1,17 @@
 """Tiny test videos of every kind PyAV can write, each frame showing its own index.
 
 `write(kind, path)` writes one; `KINDS` lists them. Each kind is what users have: MP4/MOV with
-B-frames, an edit list, open GOPs or a rotation, HEVC, VP8/VP9 WebM, AV1 Matroska, MPEG-TS, MPEG-PS, AVI with
-MPEG-4 Part 2 (B-frames, and DivX-style packed B-frames built by hand), MS-MPEG4, MJPEG, cinepak,
-H.264 with B-frames (AVI has no presentation times), an AVI with dropped frames whose header
-counts more frames than it holds, variable frame rate, and a raw H.264 stream without timestamps.
+B-frames, an edit list, open GOPs or a rotation, HEVC, VP8/VP9 WebM, AV1 Matroska, MPEG-TS,
+MPEG-PS, AVI with MPEG-4 Part 2 (B-frames, and DivX-style packed B-frames built by hand, also
+unindexed with zero frame counts), MS-MPEG4, MJPEG, cinepak, H.264 with B-frames (AVI has no
+presentation times), an AVI with dropped frames whose header counts more frames than it holds,
+variable frame rate, and a raw H.264 stream without timestamps.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -145,6 +147,19 @@ def _packed_avi(path: Path) -> None:
             out.mux(packet)
 
 
+def _unindexed_avi(path: Path) -> None:
+    """The packed AVI as a recording that was never finalised: no idx1 index, and headers that
+    claim zero frames (FFmpeg then finds the chunks by scanning)."""
+    _packed_avi(path)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, data.find(b"avih") + 8 + 16, 0)  # dwTotalFrames
+    struct.pack_into("<I", data, data.find(b"strh") + 8 + 32, 0)  # the stream's dwLength
+    index = data.find(b"idx1")
+    del data[index : index + 8 + struct.unpack_from("<I", data, index + 4)[0]]
+    struct.pack_into("<I", data, 4, len(data) - 8)  # the RIFF size
+    path.write_bytes(bytes(data))
+
+
 def _dropped_avi(path: Path) -> None:
     """MJPEG AVI with dropped frames: AVI has no timestamps, so the muxer writes an empty chunk per
     missing slot and the header counts them (like opencv-doc's tree.avi: header 444, frames 68)."""
@@ -185,6 +200,7 @@ KINDS: dict[str, tuple[Callable[[Path], None], str | None]] = {
     "mpeg2.mpg": (lambda p: _encode(p, "mpeg2video", fmt="vob", options=_MPEG2, bframes=2), "mpeg2video"),
     "mpeg4_bframes.avi": (lambda p: _encode(p, "mpeg4", options={"g": "12", "qscale": "2"}, bframes=2), "mpeg4"),
     "mpeg4_packed.avi": (_packed_avi, "mpeg4"),
+    "mpeg4_unindexed.avi": (_unindexed_avi, "mpeg4"),
     "msmpeg4v2.avi": (lambda p: _encode(p, "msmpeg4v2", options={"g": "12", "qscale": "2"}), "msmpeg4v2"),
     "msmpeg4v3.avi": (lambda p: _encode(p, "msmpeg4", options={"g": "12", "qscale": "2"}), "msmpeg4"),
     "mjpeg.avi": (lambda p: _encode(p, "mjpeg", pix_fmt="yuvj420p", options={"qscale": "3"}), "mjpeg"),
