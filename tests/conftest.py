@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -85,3 +87,19 @@ def bikes() -> Path:
 def bunny() -> Path:
     """Big Buck Bunny excerpt, 1280x720, 25 fps, 132 frames."""
     return _sample_clip("bigbuckbunny.mp4")
+
+
+# opencv-doc's sample videos: real AVIs (Xvid with DivX-packed B-frames, MS-MPEG4 v3, cinepak with
+# a header claiming 444 frames for 68). `make test` extracts the Debian package into .venv/opencv-doc;
+# MIXMA_OPENCV_DOC points elsewhere (a folder holding usr/share/doc/opencv-doc/...).
+OPENCV_DOC_DATA = Path("usr/share/doc/opencv-doc/examples/data")
+OPENCV_CLIPS = ("vtest.avi", "Megamind.avi", "Megamind_bugy.avi", "tree.avi")
+
+
+def opencv_doc_clip(name: str) -> Path:
+    """A sample video from opencv-doc; skips the test (saying how to get it) when it is absent."""
+    roots = [os.environ.get("MIXMA_OPENCV_DOC"), Path(__file__).parents[1] / ".venv" / "opencv-doc", Path(sys.prefix) / "opencv-doc"]
+    for root in roots:
+        if root and (Path(root) / OPENCV_DOC_DATA / name).exists():
+            return Path(root) / OPENCV_DOC_DATA / name
+    pytest.skip(f"opencv-doc's {name} is absent: `make test` fetches it (apt-get download opencv-doc), or set MIXMA_OPENCV_DOC")

@@ -268,3 +268,69 @@ def test_skipping_unwanted_frames_changes_nothing(indexed_video):
     np.testing.assert_array_equal(np.stack(strided), every[::5])
     with VideoReader(indexed_video, frame_threads=True) as threaded:
         np.testing.assert_array_equal(threaded.read([7, 150, 151, 299]), sparse)
+
+
+# -- truncated and undecodable files of other containers -------------------------------------------
+
+
+def decoded_indices(path) -> list[int]:
+    """What a sequential decode of `path` shows, as the frames' own indices."""
+    with av.open(str(path)) as container:
+        return [frame_index(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("kind", ["vp9.webm", "av1.mkv", "vfr.mkv", "mpeg2.ts", "h264.ts", "mpeg4_packed.avi"])
+def test_truncated_file_of_other_containers(kind, footage_path, tmp_path):
+    """Cut in the middle: `truncated` is set and the frames are those a sequential decode shows."""
+    data = footage_path(kind).read_bytes()
+    path = tmp_path / f"cut_{kind}"
+    path.write_bytes(data[: len(data) // 2 + 101])  # not on a TS packet boundary
+    expected = decoded_indices(path)
+    with VideoReader(path) as video:
+        assert video.info.truncated
+        assert video.num_frames == len(expected) > 5
+        assert [frame_index(f) for f in video.read(range(video.num_frames))] == expected
+        assert [frame_index(f.rgb()) for f in video.stream(step=2)] == expected[::2]
+    assert not probe(footage_path(kind)).truncated
+
+
+def test_ts_recording_that_starts_mid_gop(footage_path, tmp_path):
+    """A transport stream joined late starts with pictures whose references are missing; the
+    frames are what a sequential decode shows from its first keyframe on."""
+    data = footage_path("h264.ts").read_bytes()
+    path = tmp_path / "late.ts"
+    path.write_bytes(data[188 * (len(data) // 188 // 3) :])
+    expected = decoded_indices(path)
+    assert expected[0] > 0
+    with VideoReader(path) as video:
+        assert not video.info.truncated
+        assert [frame_index(f) for f in video.read(range(video.num_frames))] == expected
+        assert frame_index(video.read([0])[0]) == expected[0]
+
+
+def test_no_frame_decodes(footage_path, tmp_path):
+    """Every packet replaced by noise: a clear error on opening, not a failure on the first read."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "noise.avi"
+    with av.open(str(footage_path("mjpeg.avi"))) as src, av.open(str(path), "w") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.size == 0:
+                continue
+            noise = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+            noise.pts, noise.dts, noise.time_base, noise.stream = packet.pts, packet.dts, packet.time_base, stream
+            noise.is_keyframe = True
+            out.mux(noise)
+    with pytest.raises(VideoError, match="no frame could be decoded") as error:
+        VideoReader(path)
+    assert error.value.path == str(path)
+
+
+def test_frames_kept_alive_do_not_confuse_later_reads(indexed_video):
+    """Decoded frames carry their index from packet to frame; holding on to earlier frames while
+    the same frames are decoded again must not mix them up."""
+    with VideoReader(indexed_video) as video:
+        kept = list(video.stream(step=10))  # av.VideoFrames stay alive (and with them their labels)
+        again = video.read([f.index for f in kept][::-1])
+        assert [frame_index(f) for f in again] == [f.index for f in kept][::-1]
+        assert [frame_index(f.rgb()) for f in kept] == [f.index for f in kept]

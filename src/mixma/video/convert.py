@@ -123,3 +123,16 @@ def thumbnail_from_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     frame are then not read again).
     """
     return cv2.cvtColor(resize_plane(rgb, width, height), cv2.COLOR_RGB2YCrCb)
+
+
+_ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+def coded_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """The `(width, height)` to convert a frame to so that turning it by `rotation` gives `width x height`."""
+    return (height, width) if rotation in (90, 270) else (width, height)
+
+
+def rotate(image: np.ndarray, rotation: int) -> np.ndarray:
+    """`image` turned clockwise by `rotation` degrees (0, 90, 180 or 270), as it is displayed."""
+    return image if rotation == 0 else cv2.rotate(image, _ROTATE_CODES[rotation])

@@ -1,22 +1,54 @@
 """Frame-exact video reading with PyAV.
 
-How frames are counted and indexed
-----------------------------------
-Container headers are not trusted: their frame counts are often off by one or two, and the frame
-rate of variable-rate files is only an average. On opening, the reader demuxes every packet of the
-video stream, which reads the file but decodes nothing (milliseconds for minutes of video), and
-builds a table of presentation timestamps. Frame ``i`` is the ``i``-th smallest timestamp:
-indices follow presentation order and match what decoding the whole file from the start would
-produce. Packets the container marks as discarded (before an edit list starts) are not frames, and
-a damaged packet at the very end (a truncated file) is dropped. Decoded frames are identified by
-their timestamp, never by counting, so seeking cannot shift indices. Streams without timestamps
-are counted by decoding them once and read without seeking.
+The contract
+------------
+Frame ``i`` is the ``i``-th frame that decoding the whole file from the start shows
+(``av.open(path).decode(video=0)``); `read`, `decode_at` and `stream` return exactly those frames,
+and `num_frames` is how many there are. Container headers are not trusted for this: their frame
+counts are often off by one or two, or count placeholders (an AVI of dropped frames can claim six
+times the frames it holds), and the frame rate of variable-rate files is only an average.
 
-Random access seeks to the keyframe before a target and decodes forward. When the next target's
-keyframe lies behind the decoder's position it decodes forward instead of seeking again, so dense
-targets are read in one pass. On the way, frames that nobody asked for and no other frame
-references (non-reference B-frames) are not decoded at all: their packets are known by timestamp
-before decoding. The same holds for the frames a strided `stream` steps over.
+How frames are found
+--------------------
+On opening, the reader demuxes every packet of the video stream, which reads the file but decodes
+nothing (milliseconds for minutes of video), and builds a *frame table*: the packets in decoding
+order, and for each frame the packet that shows it. While decoding, each packet carries the index
+of its frame to the decoder (FFmpeg's `copy_opaque`), so a decoded frame is identified by the
+packet it came from, never by counting, and seeking cannot shift indices; a demuxed packet is
+recognised by its timestamp and size. Which frame a packet shows depends on what the container
+records:
+
+- Containers with presentation timestamps (MP4/MOV, Matroska/WebM, MPEG-TS, FLV...): frame
+  ``i`` is the packet with the ``i``-th smallest timestamp. Packets the container marks as
+  discarded (before an edit list starts) are decoded but are not frames.
+- AVI records only each chunk's slot in decoding order, and FFmpeg's guess of the display order
+  is wrong for B-frames. Codecs that never reorder show frames in decoding order. MPEG-4 Part 2
+  (DivX, Xvid) is unpacked with FFmpeg's ``mpeg4_unpack_bframes`` filter (DivX "packed" files put
+  two pictures in one chunk, then an empty placeholder) and the display order follows from the
+  picture types (`mixma.video._mpeg4`; a stream cut before its first I-VOP is counted from it).
+  Other reordering codecs in AVI (H.264...), and streams whose timestamps are missing or repeat,
+  learn the order by decoding the file once when opened. Packets are recognised by their slot.
+- MPEG-PS (.mpg, .vob) stores the times of some pictures only, and FFmpeg's guesses for the others
+  change after a seek; like streams without timestamps (raw .h264), it is decoded once on opening
+  and read by decoding from the start (correct, but slow for long files).
+
+In a truncated file (the container breaks off, its last packet is cut short, an MPEG-TS file is not
+a whole number of TS packets, or a Matroska/MP4 header promises more), frames near the cut that do
+not decode are not counted (only damaged files pay for that check). The first frame is decoded on
+opening: it tells the display rotation, and frames that cannot be decoded at the start (a
+recording that begins mid-GOP) are dropped the same way. Frames come out upright: the container's
+display matrix (phone video) is applied, and `info.width`/`height` are the displayed size.
+
+Random access
+-------------
+Random access seeks to the random access point (keyframe) before a target and decodes forward;
+the first packet after a seek is checked against the table, so a seek that lands too late (MPEG-TS
+seeks by decoding timestamp and lands after the keyframe) is retried earlier, and one that lands
+early skips packets up to the keyframe without decoding them. When the next target's keyframe lies
+behind the decoder's position it decodes forward instead of seeking again, so dense targets are
+read in one pass. On the way, frames that nobody asked for and no other frame references
+(non-reference B-frames) are not decoded at all. The same holds for the frames a strided `stream`
+steps over.
 
 Decoding uses FFmpeg's slice threading by default: frame threading did not speed up full decodes
 on a 2-core machine and slows random access (each seek refills its pipeline, and it cannot skip
@@ -25,6 +57,7 @@ frames packet by packet). `frame_threads=True` turns it on for many-core machine
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import threading
@@ -34,27 +67,27 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.bitstream import BitStreamFilterContext
 from tqdm.auto import tqdm
 
 from mixma.errors import VideoError
-from mixma.video.convert import Size, output_size, to_rgb, to_thumbnail
+from mixma.video import _mpeg4
+from mixma.video.convert import Size, coded_size, output_size, rotate, to_rgb, to_thumbnail
+from mixma.video.info import VideoInfo, format_name, is_variable_rate, keyframe_intervals, rotation_clockwise
+
+__all__ = ["DecodedFrame", "VideoInfo", "VideoReader", "probe"]
 
 av.logging.set_level(None)  # FFmpeg's own log lines would flood stderr on damaged files
 
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video holds, established by scanning its packets (see the module docstring)."""
-
-    path: str
-    num_frames: int
-    fps: float  # average over the actual frame timestamps
-    duration: float  # seconds from the first frame's start to the last frame's end
-    width: int
-    height: int
-    codec: str
-    header_frames: int  # the container's own claim; 0 when it makes none
-    truncated: bool  # the file ends inside a frame or its packets stop early
+_NO_TS = np.iinfo(np.int64).min  # a missing timestamp in the int64 tables
+_TS_PACKET_SIZES = (188, 192, 204)  # plain, M2TS (Blu-ray) and FEC-padded MPEG-TS
+_HEADER_DURATION_FORMATS = ("matroska", "mov")  # demuxers whose duration comes from the header
+# Containers whose packet timestamps are FFmpeg's guesses: AVI stores only each chunk's slot
+# (its dts), MPEG-PS only some pictures' times (and the guesses for the others change after a seek).
+_NO_PTS_FORMATS = ("avi", "mpeg")
+_NO_DTS_FORMATS = ("mpeg",)
+_MPEG4_UNPACK = "mpeg4_unpack_bframes"
+_MPEG4_HEAD = 512  # bytes of a packet that hold its VOL and VOP headers (else the whole packet is read)
 
 
 @dataclass
@@ -64,19 +97,152 @@ class DecodedFrame:
     index: int
     time: float
     frame: av.VideoFrame
+    rotation: int = 0  # clockwise degrees applied on conversion, as `VideoInfo.rotation`
+
+    def _coded_size(self, size: Size) -> tuple[int, int]:
+        """The size to convert the decoded picture to, so that it is `size` once turned upright."""
+        width, height = output_size(size, *coded_size(self.frame.width, self.frame.height, self.rotation))
+        return coded_size(width, height, self.rotation)
 
     def rgb(self, size: Size = None) -> np.ndarray:
-        """`uint8 [H, W, 3]` RGB at `size`, scaled while converting."""
-        return to_rgb(self.frame, *output_size(size, self.frame.width, self.frame.height))
+        """`uint8 [H, W, 3]` RGB at `size` (of the displayed picture), scaled while converting."""
+        return rotate(to_rgb(self.frame, *self._coded_size(size)), self.rotation)
 
     def thumbnail(self, size: Size) -> np.ndarray:
         """`uint8 [H, W, 3]` YCbCr on 0..255 at `size` (for comparing frames)."""
-        return to_thumbnail(self.frame, *output_size(size, self.frame.width, self.frame.height))
+        return rotate(to_thumbnail(self.frame, *self._coded_size(size)), self.rotation)
 
 
 def _reason(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.rstrip(".").lower() if text else type(exc).__name__
+
+
+def _timestamps(values: list[int | None]) -> np.ndarray:
+    return np.array([_NO_TS if v is None else v for v in values], dtype=np.int64)
+
+
+def _vop_type(data: bytes, increment_bits: int | None) -> str | None:
+    """`_mpeg4.vop_type`, or "?" when the header cannot be read."""
+    if increment_bits is None:
+        return "?"
+    try:
+        return _mpeg4.vop_type(data, increment_bits)
+    except ValueError:
+        return "?"
+
+
+def _usable(stamps: np.ndarray, increasing: bool = False) -> bool:
+    """Every packet has a timestamp, each a different one (and in order, if `increasing`)."""
+    if len(stamps) == 0 or (stamps == _NO_TS).any():
+        return False
+    return bool((np.diff(stamps) > 0).all()) if increasing else len(np.unique(stamps)) == len(stamps)
+
+
+@dataclass
+class _Packets:
+    """What the scan found: the video packets in decoding order (unpacked, if they needed it)."""
+
+    pts: np.ndarray  # int64 [P], _NO_TS where missing
+    dts: np.ndarray  # int64 [P]
+    size: np.ndarray  # int64 [P]: checked after seeking, where timestamps alone could mislead
+    keyframe: np.ndarray  # bool [P]: the container says decoding can start here
+    discard: np.ndarray  # bool [P]: decoded, but not shown (before an edit list starts)
+    types: list[str] | None  # MPEG-4 Part 2 in AVI: each packet's picture type (`_mpeg4.vop_type`)
+    broken_off: bool  # the container ended with an error (a truncated file)
+    corrupt_tail: bool  # the last packet is cut short
+
+
+class _Table:
+    """The frame table: packets in decoding order, and the packet that shows each frame.
+
+    Attributes:
+        identity: how a demuxed packet is recognised: by its "pts" or its "dts" (and its size),
+            or (for streams without reliable timestamps) by "order", counting packets from the
+            start of the file.
+        packets: the scan's `_Packets`.
+        keyframe: `bool [P]` packets where decoding can start.
+        frame_packets: `int64 [N]` the packet (position in decoding order) that shows frame `i`.
+        stamps: `int64 [N]` frame `i`'s presentation time in the stream's time base, ascending;
+            None when the stream has none.
+        learned: the table comes from decoding the file, so it needs no checking by decoding.
+    """
+
+    def __init__(self, identity, packets, frame_packets, stamps, *, keyframe=None, learned=False):
+        self.identity, self.packets, self.learned = identity, packets, learned
+        self.pts, self.dts = packets.pts, packets.dts
+        self.keyframe = packets.keyframe if keyframe is None else keyframe
+        self.frame_packets = np.asarray(frame_packets, dtype=np.int64)
+        self.stamps = None if stamps is None else np.asarray(stamps, dtype=np.int64)
+        self._derive()
+
+    def __len__(self) -> int:
+        return len(self.frame_packets)
+
+    def _derive(self) -> None:
+        self.frame_of = np.full(len(self.pts), -1, dtype=np.int64)  # [P]: frame shown, or -1
+        self.frame_of[self.frame_packets] = np.arange(len(self.frame_packets))
+        keys = self.dts if self.identity == "dts" else self.pts
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted_keys = keys[self._order]
+        self._derive_seek_points()
+
+    def _derive_seek_points(self) -> None:
+        """Seek points: keyframe packets, each with the first frame decoding from it reaches.
+
+        Without timestamps to seek by ("order"), the only seek point is the file's start; the
+        keyframes are still described (`key_starts`).
+        """
+        self.key_packets, self.key_starts = self._keyframe_starts()
+        if self.identity == "order":
+            self.seek_packets, self.seek_starts = np.zeros(1, np.int64), np.zeros(1, np.int64)
+        else:
+            self.seek_packets, self.seek_starts = self.key_packets, self.key_starts
+
+    def _keyframe_starts(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.flatnonzero(self.keyframe)
+        big = np.iinfo(np.int64).max
+        shown = np.where(self.frame_of >= 0, self.frame_of, big)
+        starts = np.empty(0, np.int64)
+        if len(keys):
+            # a keyframe that shows no frame (before an edit list starts) starts at its GOP's first frame
+            gop_first = np.minimum.reduceat(shown, keys)
+            starts = np.where(self.frame_of[keys] >= 0, self.frame_of[keys], gop_first)
+            before = np.concatenate([[-1], np.maximum.accumulate(starts)[:-1]])
+            keep = (starts > before) & (starts < big)  # each must add frames after the previous one
+            keys, starts = keys[keep], starts[keep]
+        if len(starts) == 0 or starts[0] != 0:  # frames before the first keyframe: from the file's start
+            keys, starts = np.concatenate([[0], keys]), np.concatenate([[0], starts])
+        return keys.astype(np.int64), starts.astype(np.int64)
+
+    def position(self, packet: av.Packet, guess: int = -1) -> int:
+        """The packet's position in decoding order, or -1 if it is not in the table.
+
+        `guess` (the position after the previous packet's) is checked first: packets come in order.
+        """
+        key = packet.dts if self.identity == "dts" else packet.pts
+        if key is None:
+            return -1
+        keys = self.dts if self.identity == "dts" else self.pts
+        if 0 <= guess < len(keys) and keys[guess] == key and self.packets.size[guess] == packet.size:
+            return guess
+        i = int(np.searchsorted(self._sorted_keys, key))
+        if i == len(self._sorted_keys) or self._sorted_keys[i] != key:
+            return -1
+        position = int(self._order[i])
+        return position if self.packets.size[position] == packet.size else -1
+
+    def seek_point(self, index: int) -> int:
+        """The last seek point whose frames start at or before frame `index`."""
+        return int(np.searchsorted(self.seek_starts, index, side="right")) - 1
+
+    def drop(self, frames: Iterable[int]) -> None:
+        """Remove frames (that turned out not to decode); later frames move down."""
+        keep = np.ones(len(self.frame_packets), bool)
+        keep[np.fromiter(frames, np.int64)] = False
+        self.frame_packets = self.frame_packets[keep]
+        self.stamps = None if self.stamps is None else self.stamps[keep]
+        self._derive()
 
 
 class VideoReader:
@@ -89,7 +255,8 @@ class VideoReader:
             nobody asked for are then decoded anyway).
 
     Raises:
-        VideoError: the file is missing, not a video, has no video stream, or has no frames.
+        VideoError: the file is missing, not a video, has no video stream, or no frame of it
+            decodes.
 
     Example:
         >>> with VideoReader("clip.mp4") as video:  # doctest: +SKIP
@@ -104,105 +271,191 @@ class VideoReader:
             raise VideoError(self.path, "is a directory, not a video file")
         if os.path.getsize(self.path) == 0:
             raise VideoError(self.path, "empty file")
+        self._threads, self._frame_threads = threads, frame_threads
+        self._can_skip = not frame_threads  # frame threads cannot skip packet by packet
+        self._container = self._open()
         try:
-            self._container = av.open(self.path)
-        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-            raise VideoError(self.path, f"not a readable video ({_reason(exc)})") from None
-        try:
-            if not self._container.streams.video:
-                raise VideoError(self.path, "no video stream")
             self._stream = self._container.streams.video[0]
-            self._stream.thread_type = "AUTO" if frame_threads else "SLICE"
-            self._stream.thread_count = threads
-            self._can_skip = not frame_threads  # frame threads cannot skip packet by packet
-            self._scan()
+            ctx = self._stream.codec_context
+            self._format = format_name(self._container.format.name, self.path)
+            unpack = self._format == "avi" and ctx.name == "mpeg4"
+            self._bsf = BitStreamFilterContext(_MPEG4_UNPACK, self._stream) if unpack else None
+            self._time_base = self._stream.time_base or Fraction(1, 90000)
+            self._build()
         except BaseException:
             self._container.close()
             raise
 
+    def _open(self) -> av.container.InputContainer:
+        try:
+            container = av.open(self.path)
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+            raise VideoError(self.path, f"not a readable video ({_reason(exc)})") from None
+        if not container.streams.video:
+            container.close()
+            raise VideoError(self.path, "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO" if self._frame_threads else "SLICE"
+        stream.thread_count = self._threads
+        stream.codec_context.copy_opaque = True  # frames carry their packet's opaque: the frame index
+        return container
+
     # -- opening -------------------------------------------------------------------------------
 
-    def _scan(self) -> None:
-        """Build the presentation-timestamp table from packets (see the module docstring)."""
-        stream = self._stream
-        pts: list[int] = []
-        keyframe_pts: list[int] = []
-        truncated = False
-        missing_pts = False
-        last_corrupt = False
-        try:
-            for packet in self._container.demux(stream):
-                if packet.size == 0 or packet.is_discard:
-                    continue
-                if packet.pts is None:
-                    missing_pts = True
-                    break
-                pts.append(packet.pts)
-                last_corrupt = packet.is_corrupt
-                if packet.is_keyframe:
-                    keyframe_pts.append(packet.pts)
-        except av.error.FFmpegError:
-            truncated = True  # the container breaks off: keep the packets read so far
-        if last_corrupt:  # a packet cut short by the end of the file does not decode
-            keyframe_pts = [p for p in keyframe_pts if p != pts[-1]]
-            pts.pop()
-            truncated = True
+    def _build(self) -> None:
+        """Scan, build the frame table, check both ends by decoding, and describe the video."""
+        scan = self._scan()
+        self._table = self._make_table(scan)
+        truncated = scan.corrupt_tail or scan.broken_off or self._cut_short_ts() or self._longer_header(self._table)
+        if truncated and not self._table.learned:  # packets near the cut may not decode
+            self._keep_decodable_tail()
+        first = self._first_frame()
+        self._describe(first, truncated)
 
-        self._time_base = stream.time_base or Fraction(1, 90000)
-        if missing_pts:
-            self._pts = None
-            count = self._count_by_decoding()
-        else:
-            self._pts = np.unique(np.asarray(pts, dtype=np.int64))
-            self._keyframes = np.searchsorted(self._pts, np.unique(np.asarray(keyframe_pts, dtype=np.int64)))
-            if len(self._keyframes) == 0 or self._keyframes[0] != 0:
-                self._keyframes = np.concatenate([[0], self._keyframes]).astype(np.int64)
-            if truncated:
-                self._drop_undecodable_tail()
-            count = len(self._pts)
-        if count == 0:
-            raise VideoError(self.path, "no decodable frames")
+    def _scan(self) -> _Packets:
+        """Demux every packet (unpacked when needed); decodes nothing."""
+        pts, dts, size, keyframe, discard = [], [], [], [], []
+        types: list[str | None] | None = [] if self._bsf is not None else None
+        increment_bits = None
+        if types is not None and self._stream.codec_context.extradata:
+            increment_bits = _mpeg4.time_increment_bits(self._stream.codec_context.extradata)
+        self._broken_off = False
+        packet = None
+        for packet in self._demuxed():
+            pts.append(packet.pts)
+            dts.append(packet.dts)
+            size.append(packet.size)
+            keyframe.append(packet.is_keyframe)
+            discard.append(packet.is_discard)
+            if types is not None:
+                head = bytes(memoryview(packet)[:_MPEG4_HEAD])
+                if _mpeg4.VOP_START not in head:
+                    head = bytes(packet)
+                increment_bits = _mpeg4.time_increment_bits(head) or increment_bits
+                types.append(_vop_type(head, increment_bits))
+        corrupt_tail = packet is not None and packet.is_corrupt
+        broken_off = self._broken_off  # the container breaks off: keep the packets read so far
+        if types is not None and "?" in types:
+            types = None  # a VOP header we do not understand: learn the order by decoding instead
+        return _Packets(
+            _timestamps(pts), _timestamps(dts), np.array(size, np.int64), np.array(keyframe, bool),
+            np.array(discard, bool), types, broken_off, corrupt_tail,
+        )
 
-        header_frames = int(stream.frames or 0)
-        if self._pts is not None and count > 1:
-            span = float((self._pts[-1] - self._pts[0]) * self._time_base)
+    def _make_table(self, scan: _Packets) -> _Table:
+        """Which packet shows which frame (see the module docstring)."""
+        pts, dts = scan.pts, scan.dts
+        shown = np.flatnonzero(~scan.discard)  # packets that show a frame, if each shows one
+        if self._format not in _NO_PTS_FORMATS and _usable(pts):
+            frames = shown[np.argsort(pts[shown], kind="stable")]
+            return _Table("pts", scan, frames, pts[frames])
+        identity = "dts" if self._format not in _NO_DTS_FORMATS and _usable(dts, increasing=True) else "order"
+        if self._format == "avi" and identity == "dts":
+            if scan.types is not None:  # MPEG-4 Part 2: the order follows from the picture types
+                frames = np.array(_mpeg4.display_order(scan.types), dtype=np.int64)
+                keyframe = np.array([t == "I" for t in scan.types], bool)  # AVI key flags may lie
+                return _Table(identity, scan, frames, np.sort(dts[frames]), keyframe=keyframe)
+            if not self._stream.codec_context.has_b_frames:  # shown in decoding order
+                return _Table(identity, scan, shown, dts[shown])
+        return self._learn(identity, scan)
+
+    def _learn(self, identity: str, scan: _Packets) -> _Table:
+        """The frame table from one decode of the whole file: the packets in the order it shows them."""
+        shown = [position for position, _ in self._decode(self._from_start(), None, None)]
+        frames = np.array(shown, dtype=np.int64)
+        stamps = None if identity == "order" else np.sort(scan.dts[frames])
+        return _Table(identity, scan, frames, stamps, learned=True)
+
+    def _cut_short_ts(self) -> bool:
+        """An MPEG-TS file whose size is not a whole number of TS packets was cut."""
+        if self._format != "mpegts":
+            return False
+        size = os.path.getsize(self.path)
+        return all(size % n for n in _TS_PACKET_SIZES)
+
+    def _longer_header(self, table: _Table) -> bool:
+        """The header promises clearly more video than the packets hold (Matroska, MP4/MOV)."""
+        demuxer = self._container.format.name
+        if table.stamps is None or len(table) < 2 or not demuxer.startswith(_HEADER_DURATION_FORMATS):
+            return False
+        stream, container = self._stream, self._container
+        declared = None
+        if stream.duration:
+            declared = float(((stream.start_time or 0) + stream.duration) * self._time_base)
+        elif "DURATION" in stream.metadata:  # FFmpeg's Matroska muxer writes one per track
+            hours, minutes, seconds = stream.metadata["DURATION"].split(":")
+            declared = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        elif container.duration:
+            declared = ((container.start_time or 0) + container.duration) / av.time_base
+        if declared is None:
+            return False
+        last, first = (float(s * self._time_base) for s in table.stamps[[-1, 0]])
+        ends = last + (last - first) / (len(table) - 1)
+        return declared - ends > max(1.0, 0.05 * declared)
+
+    def _keep_decodable_tail(self) -> None:
+        """After a cut, frames near the end may lack their references: keep only those that decode.
+
+        Decodes from the last seek point on (stepping back one if nothing decodes there).
+        """
+        while len(self._table) and self._keep_decodable(len(self._table.seek_starts) - 1) == 0:
+            pass
+
+    def _keep_decodable(self, point: int) -> int:
+        """Decode the frames of seek point `point` and drop those that do not come out."""
+        table = self._table
+        lo = int(table.seek_starts[point])
+        hi = int(table.seek_starts[point + 1]) if point + 1 < len(table.seek_starts) else len(table)
+        decoded = set()
+        for index, _ in self._frames_from(lo):
+            if index >= hi:
+                break
+            decoded.add(index)
+        table.drop(i for i in range(lo, hi) if i not in decoded)
+        return len(decoded)
+
+    def _first_frame(self) -> av.VideoFrame:
+        """Decode frame 0; frames at the start that cannot be decoded are dropped first."""
+        for _ in range(len(self._table.seek_starts) + 1):
+            if not len(self._table):
+                break
+            for index, frame in self._frames_from(0, {0}):
+                if index == 0:
+                    return frame
+                break
+            self._keep_decodable(0)
+        raise VideoError(self.path, "no frame could be decoded")
+
+    def _describe(self, first: av.VideoFrame, truncated: bool) -> None:
+        table, stream = self._table, self._stream
+        count = len(table)
+        if table.stamps is not None and count > 1:
+            span = float((table.stamps[-1] - table.stamps[0]) * self._time_base)
             fps = (count - 1) / span if span > 0 else float(stream.average_rate or 25)
-            self._times = (self._pts - self._pts[0]).astype(np.float64) * float(self._time_base)
+            self._times = (table.stamps - table.stamps[0]).astype(np.float64) * float(self._time_base)
         else:
             fps = float(stream.average_rate or stream.guessed_rate or 25)
             self._times = np.arange(count, dtype=np.float64) / fps
-        ctx = stream.codec_context
+        self._rotation = rotation_clockwise(first.rotation)
+        width, height = coded_size(first.width, first.height, self._rotation)
+        mean_run, max_run = keyframe_intervals(table.key_starts, count)
         self.info = VideoInfo(
             path=self.path,
             num_frames=count,
             fps=fps,
             duration=float(self._times[-1] + 1.0 / fps),
-            width=ctx.width,
-            height=ctx.height,
-            codec=ctx.name,
-            header_frames=header_frames,
+            width=width,
+            height=height,
+            codec=stream.codec_context.name,
+            header_frames=int(stream.frames or 0),
             truncated=truncated,
+            rotation=self._rotation,
+            variable_frame_rate=is_variable_rate(self._times, float(self._time_base)),
+            keyframe_interval=mean_run,
+            max_keyframe_interval=max_run,
+            format=self._format,
+            pixel_format=first.format.name,
         )
-
-    def _drop_undecodable_tail(self) -> None:
-        """After a cut, frames near the end may lack their references: keep only those that decode.
-
-        Decodes from the last keyframe on (stepping back a GOP if nothing decodes there), so only
-        damaged files pay for it.
-        """
-        while len(self._pts):
-            key = int(self._keyframes[-1])
-            decoded = {frame.pts for _, frame in self._frames_from(key)}
-            tail = self._pts[key:]
-            keep = np.isin(tail, np.fromiter(decoded, np.int64, len(decoded)))
-            self._pts = np.concatenate([self._pts[:key], tail[keep]])
-            if keep.any() or key == 0:
-                return
-            self._keyframes = self._keyframes[:-1]
-
-    def _count_by_decoding(self) -> int:
-        self._container.seek(0)
-        return sum(1 for _ in self._decoded())
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -222,51 +475,140 @@ class VideoReader:
     def __len__(self) -> int:
         return self.info.num_frames
 
+    # -- packets -------------------------------------------------------------------------------
+
+    def _demuxed(self) -> Iterator[av.Packet]:
+        """Packets from the demuxer's position on, unpacked when needed; decodes nothing.
+
+        A container that breaks off (a truncated file) ends the packets and sets `_broken_off`.
+        """
+        bsf = self._bsf
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size == 0:  # the demuxer's end-of-stream marker
+                    break
+                if bsf is None:
+                    yield packet
+                else:
+                    yield from bsf.filter(packet)
+        except av.error.FFmpegError:
+            self._broken_off = True
+        if bsf is not None:
+            yield from self._bsf.filter(None)  # a B-frame still held back
+
+    def _reposition(self, timestamp: int | None) -> None:
+        """Seek the demuxer (None: reopen the file, the one start every format can return to)."""
+        if self._bsf is not None:
+            self._bsf.flush()
+        if timestamp is None:
+            self._container.close()
+            self._container = self._open()
+            self._stream = self._container.streams.video[0]
+        else:
+            self._container.seek(int(timestamp), stream=self._stream, backward=True, any_frame=False)
+
+    def _from_start(self) -> Iterator[tuple[int, av.Packet]]:
+        """(position, packet) from the first packet of the file, counted (reopens it now)."""
+        self._reposition(None)
+        return enumerate(self._demuxed())
+
+    def _seek_timestamps(self, point: int) -> Iterator[int | None]:
+        """Where to seek for seek point `point`, best first; then earlier points; then the start."""
+        table = self._table
+        for p in range(point, max(-1, point - 3), -1):
+            packet = table.seek_packets[p]
+            stamps = [table.dts[packet]] if table.identity == "dts" else [table.pts[packet], table.dts[packet]]
+            yield from (int(s) for s in dict.fromkeys(stamps) if s != _NO_TS)
+        yield None
+
+    def _packets_from(self, point: int) -> Iterator[tuple[int, av.Packet]]:
+        """(position, packet) in decoding order, starting exactly at seek point `point`'s packet.
+
+        Seeks now (not lazily), so the decoder used afterwards is the one of the file's new
+        position. Packets are recognised by the table; one it does not hold has position -1.
+
+        Raises:
+            VideoError: no seek reaches the packet (the file's timestamps are inconsistent).
+        """
+        table = self._table
+        if table.identity == "order":
+            return self._from_start()
+        target = int(table.seek_packets[point])
+        for timestamp in self._seek_timestamps(point):
+            try:
+                self._reposition(timestamp)
+            except (av.error.FFmpegError, OSError):
+                continue
+            packets = self._positioned(self._demuxed())
+            for position, packet in packets:
+                if position < target:
+                    continue  # landed early (or on a packet the table lacks): skip without decoding
+                if position == target:
+                    return itertools.chain([(position, packet)], packets)
+                break  # landed after the target: seek earlier
+        raise VideoError(self.path, f"cannot seek to frame {table.seek_starts[point]} (its timestamps are inconsistent)")
+
+    def _positioned(self, packets: Iterator[av.Packet]) -> Iterator[tuple[int, av.Packet]]:
+        """(position in the table or -1, packet)."""
+        table, guess = self._table, -1
+        for packet in packets:
+            position = table.position(packet, guess)
+            guess = position + 1 if position >= 0 else -1
+            yield position, packet
+
     # -- decoding ------------------------------------------------------------------------------
 
-    def _decoded(self, wanted: set[int] | None = None) -> Iterator[av.VideoFrame]:
-        """Frames from the current demuxer position; packets that fail to decode are skipped.
+    def _decode(
+        self, packets: Iterator[tuple[int, av.Packet]], wanted: set[int] | None, labels: np.ndarray | None
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """(label, frame) in the order the decoder shows frames; damaged packets are skipped.
 
-        With `wanted` (presentation timestamps), non-reference frames outside it are not decoded.
+        Each packet is labelled with `labels[position]` (its frame index, or -1 for a packet that
+        shows none), or with its position when `labels` is None (to learn the table); the decoder
+        hands the label on to the frame. With `wanted` (labels), non-reference frames outside it
+        are not decoded.
         """
         context = self._stream.codec_context
         skip = wanted is not None and self._can_skip
         context.skip_frame = "DEFAULT"
-        for packet in self._container.demux(self._stream):
+        for position, packet in packets:
+            label = position if labels is None else (int(labels[position]) if position >= 0 else -1)
             if skip:
-                context.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted else "NONREF"
+                context.skip_frame = "DEFAULT" if position < 0 or label in wanted else "NONREF"
+            packet.opaque = (label,)  # a fresh object: PyAV files opaque values by identity
             try:
-                frames = packet.decode()
+                frames = context.decode(packet)
             except av.error.InvalidDataError:
                 continue
-            yield from frames
+            yield from _labelled(frames)
+        context.skip_frame = "DEFAULT"
+        try:
+            yield from _labelled(context.decode(None))  # the frames the decoder still holds
+        except av.error.EOFError:
+            pass
 
     def _frames_from(self, index: int, wanted: set[int] | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
-        """(index, frame) pairs in order, starting at or before `index`'s keyframe."""
-        if self._pts is None:  # no timestamps: decode from the start and count
-            self._container.seek(0)
-            yield from enumerate(self._decoded())
-            return
-        key = int(self._keyframes[np.searchsorted(self._keyframes, index, side="right") - 1])
-        self._container.seek(int(self._pts[key]), stream=self._stream, backward=True, any_frame=False)
-        for frame in self._decoded(wanted):
-            i = int(np.searchsorted(self._pts, frame.pts)) if frame.pts is not None else -1
-            if 0 <= i < len(self._pts) and self._pts[i] == frame.pts:
-                yield i, frame
+        """(index, frame) pairs in ascending order, starting at or before `index`'s seek point.
 
-    def _keyframe_of(self, index: int) -> int:
-        if self._pts is None:
-            return 0
-        return int(self._keyframes[np.searchsorted(self._keyframes, index, side="right") - 1])
+        A frame the decoder shows after a later one (damaged data can garble the order) is left out.
+        """
+        table = self._table
+        packets = self._packets_from(table.seek_point(index))
+        last = -1
+        for i, frame in self._decode(packets, wanted, table.frame_of):
+            if i > last:
+                last = i
+                yield i, frame
 
     def decode_at(self, indices: Iterable[int]) -> Iterator[DecodedFrame]:
         """Decode the frames at `indices` (sorted, unique) and yield them in order."""
         indices = list(indices)
-        wanted = None if self._pts is None else {int(self._pts[i]) for i in indices}
+        wanted = set(indices)
+        table = self._table
         frames: Iterator[tuple[int, av.VideoFrame]] | None = None
         position = -1  # index of the last frame the decoder produced
         for target in indices:
-            if frames is None or target <= position or self._keyframe_of(target) > position:
+            if frames is None or target <= position or table.seek_starts[table.seek_point(target)] > position:
                 frames = self._frames_from(target, wanted)  # a seek skips frames; decoding forward would not
             for index, frame in frames:
                 position = index
@@ -277,7 +619,7 @@ class VideoReader:
             if index != target:
                 reason = "the file ends early" if index < target else "it is damaged"
                 raise VideoError(self.path, f"frame {target} of {self.num_frames} could not be decoded ({reason})")
-            yield DecodedFrame(target, float(self._times[target]), frame)
+            yield DecodedFrame(target, float(self._times[target]), frame, self._rotation)
 
     def read(self, indices: Iterable[int], size: Size = None, *, progress: bool = False) -> np.ndarray:
         """Frames at `indices` (any order, repeats allowed) as `uint8 [K, H, W, 3]` RGB.
@@ -318,14 +660,14 @@ class VideoReader:
         stop = self.num_frames if stop is None else min(stop, self.num_frames)
         if start >= stop:
             return
-        wanted = None if step == 1 or self._pts is None else set(self._pts[start:stop:step].tolist())
+        wanted = None if step == 1 else set(range(start, stop, step))
 
         def frames() -> Iterator[DecodedFrame]:
             for index, frame in self._frames_from(start, wanted):
                 if index >= stop:
                     break
                 if index >= start and (index - start) % step == 0:
-                    yield DecodedFrame(index, float(self._times[index]), frame)
+                    yield DecodedFrame(index, float(self._times[index]), frame, self._rotation)
 
         yield from (_prefetched(frames(), prefetch) if prefetch > 0 else frames())
 
@@ -343,6 +685,13 @@ class VideoReader:
     def __repr__(self) -> str:
         i = self.info
         return f"VideoReader({i.path!r}, {i.num_frames} frames, {i.width}x{i.height}, {i.fps:.3g} fps)"
+
+
+def _labelled(frames: Iterable[av.VideoFrame]) -> Iterator[tuple[int, av.VideoFrame]]:
+    for frame in frames:
+        label = frame.opaque[0] if frame.opaque is not None else -1
+        if label >= 0:
+            yield label, frame
 
 
 def _prefetched(items: Iterator, depth: int) -> Iterator:
