@@ -87,3 +87,25 @@ def test_installed_entry_point_exit_code_and_stderr(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.mp4'}: no such file"
+
+
+def test_info_table_json_folders_globs_and_bad_files(capsys, tmp_path, indexed_video):
+    folder = tmp_path / "clips" / "nested"
+    folder.mkdir(parents=True)
+    copy = folder / "copy.mp4"
+    copy.write_bytes(indexed_video.read_bytes())
+    (folder / "notes.txt").write_text("not a video, and not picked from a folder")
+    code, out, err = run(capsys, "info", indexed_video, tmp_path / "clips")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:3] == ["video", "frames", "fps"] and len(lines) == 3
+    assert all(" 300 " in line and "160x96" in line for line in lines[1:])
+    code, out, _ = run(capsys, "info", str(tmp_path / "clips" / "**" / "*.mp4"), "--json")
+    [entry] = json.loads(out)
+    assert entry["path"] == str(copy) and entry["num_frames"] == 300 and entry["rotation"] == 0
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    code, out, err = run(capsys, "info", indexed_video, bad, tmp_path / "missing.mp4")
+    assert code == 2 and len(out.strip().splitlines()) == 2  # the good one is still shown
+    errors = err.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("error: ") for e in errors) and "missing.mp4" in err

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import typer
 from typer.exceptions import TyperException
 
-from mixma.cli import ask, augment, bench, data, evaluate, frames, train
+from mixma.cli import ask, augment, bench, data, evaluate, frames, info, train
 from mixma.errors import MixmaError
 from mixma.train.registry import TRAINERS
 
@@ -52,6 +52,7 @@ def build_app() -> typer.Typer:
         context_settings=SETTINGS,
     )
     command(app, "frames", frames.frames, no_args_is_help=True)
+    command(app, "info", info.info, no_args_is_help=True)
 
     bench_app = _group("The synthetic long-video benchmark (see `mixma bench make --help`).")
     command(bench_app, "make", bench.make, no_args_is_help=True)

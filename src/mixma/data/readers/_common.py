@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from mixma.errors import AnnotationError
+from mixma.video.files import VIDEO_EXTENSIONS  # noqa: F401  (the readers name it from here)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".3gp", ".flv", ".mpg", ".mpeg", ".wmv")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 

@@ -26,27 +26,11 @@ from mixma.data.readers._common import (
     strip_video_extension,
 )
 from mixma.errors import AnnotationError
+from mixma.video.files import find_videos
 
 # The columns (CSV) or fields (JSONL) an annotation table may have; only `video` is required.
 FOLDER_FIELDS = ("video", "question", "answer", "options", "type", "caption", "label", "split", "start", "end")
 _UNSPLIT = "test"  # where a table with a `split` column puts the videos it gives no split
-
-
-def find_videos(root: Path) -> list[str]:
-    """Every video file under `root`, as sorted POSIX paths relative to it.
-
-    Videos are files with one of `VIDEO_EXTENSIONS` (any case). Hidden files and folders (a
-    leading dot: the frame cache `.frame_cache`, `.git`, macOS's `._` files) are skipped, and
-    links to folders are not followed (so a link cannot make a loop).
-    """
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # pruned in place: os.walk skips them
-        rel = Path(folder).relative_to(root)
-        for name in files:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS:
-                found.append((rel / name).as_posix())
-    return sorted(found)
 
 
 def video_ids(videos: list[str]) -> dict[str, str]:
