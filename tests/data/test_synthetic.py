@@ -152,3 +152,48 @@ def test_shapes_have_the_asked_radius_and_stay_inside_the_frame(radius):
 def test_bad_config(kwargs):
     with pytest.raises(ValueError):
         SyntheticConfig(**kwargs)
+
+
+def test_persistent_questions_are_answered_by_the_pictures(tmp_path):
+    """Independent of the generator's bookkeeping: shots and backgrounds from the metadata the
+    records carry, the drift's direction from the shift that best maps one decoded frame of the
+    first shot onto a later one (an exhaustive search)."""
+    from mixma.data.annotations import read_records
+    from mixma.data.synthetic import PERSISTENT_QUESTIONS, SyntheticConfig, make_benchmark
+    from mixma.video.reader import VideoReader
+
+    make_benchmark(tmp_path, SyntheticConfig(videos=16, frames=300, seed=3), workers=1)
+    records = read_records(tmp_path / "train.jsonl") + read_records(tmp_path / "test.jsonl")
+    drifts = 0
+    for record in records:
+        asked = {q.type: q for q in record.qa if q.type in PERSISTENT_QUESTIONS}
+        shots = record.meta["shots"]
+        assert asked["shots"].answer == ["one", "two", "three"][len(shots) - 1]
+        assert asked["background"].answer == shots[-1]["background"]
+        if "drift" in asked:
+            drifts += 1
+            with VideoReader(tmp_path / record.video) as video:
+                a, b = video.read([5, 25])  # inside the first shot (>= 100 frames when asked); 20 frames move
+                # the texture by 5-10 px, well within the shortest period of its tiling (128/3 px)
+            a, b = a.astype(np.float32), b.astype(np.float32)
+            errors = {(dx, dy): float(np.median(np.abs(np.roll(a, (dy, dx), axis=(0, 1)) - b)))  # robust to the ball
+                      for dx in range(-12, 13) for dy in range(-12, 13)}
+            dx, dy = min(errors, key=errors.get)  # the textures tile, so a drift is exactly a roll
+            seen = ("right" if dx > 0 else "left") if abs(dx) >= abs(dy) else ("down" if dy > 0 else "up")
+            assert asked["drift"].answer == seen, (record.id, dx, dy)
+    assert drifts >= 2
+
+
+def test_event_questions_only_is_the_same_benchmark_without_the_persistent_ones(tmp_path):
+    from mixma.data.annotations import read_records
+    from mixma.data.synthetic import EVENT_QUESTIONS, SyntheticConfig, make_benchmark
+
+    make_benchmark(tmp_path / "all", SyntheticConfig(videos=8, frames=120, seed=4), workers=1)
+    make_benchmark(tmp_path / "events", SyntheticConfig(videos=8, frames=120, seed=4, questions="events"), workers=1)
+    for video in (tmp_path / "all" / "videos").iterdir():
+        assert video.read_bytes() == (tmp_path / "events" / "videos" / video.name).read_bytes()
+    for split in ("train", "test"):
+        full, events = read_records(tmp_path / "all" / f"{split}.jsonl"), read_records(tmp_path / "events" / f"{split}.jsonl")
+        for a, b in zip(full, events, strict=True):
+            assert [q for q in a.qa if q.type in EVENT_QUESTIONS] == b.qa
+            assert (a.captions, a.augmented, a.meta) == (b.captions, b.augmented, b.meta)

@@ -28,6 +28,11 @@ def make(
         ",".join(f"{f:g}" for f in _DEFAULTS.split_fractions), "--splits",
         help="Fractions of the videos in train, val, test and meta, comma-separated (they sum to 1).",
     ),
+    questions: str = typer.Option(
+        _DEFAULTS.questions, "--questions",
+        help="all: questions about brief events and about persistent content (shots, backgrounds, motion); "
+        "events: the brief-event questions only (the benchmark as it was before persistent ones were added).",
+    ),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes (0: one per core). The output does not depend on it."),
 ):
     """Generate the synthetic long-video benchmark.
@@ -48,7 +53,7 @@ def make(
     except ValueError:
         raise fail(f"--splits must be four numbers like 0.7,0.1,0.1,0.1, got {splits!r}") from None
     config = SyntheticConfig(videos=videos, frames=frames, size=size, fps=fps, seed=seed, wrong_fraction=wrong_fraction,
-                             split_fractions=fractions)
+                             split_fractions=fractions, questions=questions)
     start = time.perf_counter()
     summary = make_benchmark(output, config, workers=workers or None, progress=True)
     splits = ", ".join(f"{n} {s}" for s, n in summary["splits"].items())

@@ -16,8 +16,12 @@ What it is labelled with
 ------------------------
 - `label`: the key object, e.g. "red circle" (16 classes).
 - `qa`: what shape was the key object (what), which colour it was (which), how many times it
-  appeared (how_many: one/two/three), and, with a second object, which appeared first (order);
-  each with its `options` (the possible answers), for multiple-choice QA.
+  appeared (how_many: one/two/three), and, with a second object, which appeared first (order):
+  brief events, which a few evenly spaced frames miss; and about persistent content, which they
+  see as well as any frames: how many shots there are (shots), the background at the end
+  (background), and, when the first shot is long and its motion clear, which way its background
+  moves (drift). Every question lists its `options` (the possible answers), for multiple-choice
+  QA. `questions="events"` leaves out the persistent ones (the benchmark as it was before).
 - `captions`: two reference captions. `augmented`: three captions in the style of a
   vision-language model; each is wrong (describes another colour, shape, count or background)
   with probability `wrong_fraction`, and `meta.augmented_correct` records which.
@@ -38,7 +42,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -61,6 +65,9 @@ BACKGROUNDS = {  # muted, so events always stand out
 BALL = (205, 205, 205)
 COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
 TIMES_WORDS = {1: "once", 2: "twice", 3: "three times"}
+EVENT_QUESTIONS = ("what", "which", "how_many", "order")  # about brief events: uniform sampling misses them
+PERSISTENT_QUESTIONS = ("shots", "background", "drift")  # about what lasts: uniform sampling sees it
+QUESTION_TYPES = EVENT_QUESTIONS + PERSISTENT_QUESTIONS
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ class SyntheticConfig:
     augmented_per_video: int = 3
     object_radius: tuple[float, float] = (0.11, 0.14)  # event shapes' radius, as a fraction of the frame
     split_fractions: tuple[float, float, float, float] = (0.7, 0.1, 0.1, 0.1)  # train, val, test, meta
+    # "all": questions about brief events and about persistent content; "events": the brief-event
+    # questions only (the benchmark before persistent questions were added, byte for byte)
+    questions: Literal["all", "events"] = "all"
 
     def __post_init__(self):
         if self.videos < 1:
@@ -299,6 +309,25 @@ def _wrong_version(rng: np.random.Generator, plan: VideoPlan) -> tuple[str, str,
     return colour, shape, count, background
 
 
+def persistent_questions(plan: VideoPlan, config: SyntheticConfig) -> list[QA]:
+    """Questions about what lasts (shots, their backgrounds, their motion), which a few evenly
+    spaced frames answer as well as any frames: the part of the benchmark where MixedFrame can
+    only lose. No random draws: every other part of the benchmark stays as it was."""
+    shots = plan.shots
+    qa = [
+        QA("how many shots does the video have?", COUNT_WORDS[len(shots)], "shots", list(COUNT_WORDS.values())),
+        QA("what colour is the background at the end of the video?", shots[-1].background, "background", list(BACKGROUNDS)),
+    ]
+    first_length = (shots[1].start if len(shots) > 1 else config.frames) - shots[0].start
+    dx, dy = shots[0].drift
+    dominant, other = (abs(dx), abs(dy)) if abs(dx) >= abs(dy) else (abs(dy), abs(dx))
+    # asked only when evenly spaced frames see the first shot at least twice and its motion is clear
+    if first_length >= 100 and dominant >= 0.25 and dominant >= 2 * other:
+        way = ("right" if dx > 0 else "left") if abs(dx) >= abs(dy) else ("down" if dy > 0 else "up")
+        qa.append(QA("which way does the background move in the first shot?", way, "drift", ["left", "right", "up", "down"]))
+    return qa
+
+
 def annotate(plan: VideoPlan, split: str, config: SyntheticConfig, seed: int) -> VideoRecord:
     rng = np.random.default_rng([seed, 1])  # independent of the planning stream
     colour, shape = plan.key
@@ -315,6 +344,8 @@ def annotate(plan: VideoPlan, split: str, config: SyntheticConfig, seed: int) ->
         rng.shuffle(pair)
         qa.append(QA(f"which appeared first, the {pair[0]} or the {pair[1]}?",
                      shape if first_key < first_other else plan.other[1], "order", list(pair)))
+    if config.questions == "all":
+        qa += persistent_questions(plan, config)
     shots = len(plan.shots)
     references = caption_templates(colour, shape, plan.count, background, plan.other, shots, "reference")
     captions = [references[i] for i in rng.choice(len(references), size=2, replace=False)]
@@ -407,7 +438,7 @@ def summarize(records: list[VideoRecord], config: SyntheticConfig) -> dict[str, 
     train = [r for r in records if r.split == "train"]
     test = [r for r in records if r.split == "test"]
     baselines: dict[str, float] = {}
-    for qtype in ("what", "which", "how_many", "order"):
+    for qtype in QUESTION_TYPES:
         answers = Counter(q.answer for r in train for q in r.qa if q.type == qtype)
         tested = [q.answer for r in test for q in r.qa if q.type == qtype]
         if answers and tested:
