@@ -98,6 +98,8 @@ class SyntheticConfig:
             raise ValueError("object_radius must be an increasing pair within [0.03, 0.25]")
         if not 0 <= self.wrong_fraction <= 1:
             raise ValueError("wrong_fraction must be in [0, 1]")
+        if self.questions not in ("all", "events"):
+            raise ValueError(f"questions must be 'all' or 'events', got {self.questions!r}")
         if len(self.split_fractions) != 4 or abs(sum(self.split_fractions) - 1) > 1e-6 or min(self.split_fractions) < 0:
             raise ValueError("split_fractions must be four non-negative numbers summing to 1")
 
