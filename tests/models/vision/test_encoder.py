@@ -299,3 +299,13 @@ def test_labels(lite0):
     assert len(lite0.labels) == 1000 and lite0.labels[812] == "space shuttle"
     assert "tabby cat" in lite0.synonyms[281]
     assert math.isclose(sum(len(s) for s in lite0.synonyms) / 1000, 1.8, abs_tol=0.5)
+
+
+def test_lower_precision_copy(lite0, skimage_photos):
+    images = [im for im, _ in skimage_photos.values()]
+    half = ImageEncoder(lite0.config)
+    half.load_state_dict(lite0.state_dict())
+    half = half.to(torch.bfloat16).eval()
+    embeddings = half.embed(images)
+    assert embeddings.dtype == torch.bfloat16
+    assert F.cosine_similarity(embeddings.float(), lite0.embed(images)).min() > 0.98

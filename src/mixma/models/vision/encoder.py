@@ -357,8 +357,7 @@ class ImageEncoder(nn.Module):
         batch = np.empty((len(frames), size, size, 3), np.uint8)
         for i, frame in enumerate(frames):
             batch[i] = prepare_frame(frame, size, self.config.crop)
-        return normalize(batch, self.pixel_mean, self.pixel_std, channels_last=self.config.channels_last,
-                         device=self.device)
+        return self._normalize(batch)
 
     def embed(self, frames: np.ndarray | Tensor | list[np.ndarray]) -> Tensor:
         """Pooled features `[N, C]` of uint8 RGB frames `[N, H, W, 3]` (or a list of `[H, W, 3]`)."""
@@ -435,6 +434,10 @@ class ImageEncoder(nn.Module):
             raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {size}")
         return size
 
+    def _normalize(self, batch: np.ndarray) -> Tensor:
+        return normalize(batch, self.pixel_mean, self.pixel_std, channels_last=self.config.channels_last,
+                         device=self.device, dtype=self.pixel_mean.dtype)
+
     def _collect(self, frames: list[np.ndarray] | np.ndarray, output: Output, image_size: int | None = None,
                  pooled_token: bool = False) -> Tensor:
         """All of `stream`'s values for an already validated batch, concatenated."""
@@ -447,8 +450,7 @@ class ImageEncoder(nn.Module):
 
     def _run(self, batch: np.ndarray, output: Output, pooled_token: bool) -> Tensor:
         """Prepared uint8 `[b, S, S, 3]` → the requested output, in eval mode without autograd."""
-        x = normalize(batch, self.pixel_mean, self.pixel_std, channels_last=self.config.channels_last,
-                      device=self.device)
+        x = self._normalize(batch)
         with torch.inference_mode(), _eval_mode(self):
             features = self(x)
             if output == "embed":

@@ -105,8 +105,8 @@ def decode_size(image_size: int, crop: Crop) -> int | tuple[int, int]:
 
 
 def normalize(batch: np.ndarray, mean: Tensor, std: Tensor, *, channels_last: bool,
-              device: torch.device | str = "cpu") -> Tensor:
-    """uint8 `[N, S, S, 3]` → float32 `[N, 3, S, S]`, `(pixel - mean) / std` per channel.
+              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
+    """uint8 `[N, S, S, 3]` → float `[N, 3, S, S]`, `(pixel - mean) / std` per channel.
 
     Args:
         batch: prepared frames.
@@ -115,9 +115,10 @@ def normalize(batch: np.ndarray, mean: Tensor, std: Tensor, *, channels_last: bo
         channels_last: return channels-last memory (free: it is the uint8 layout); otherwise
             contiguous NCHW.
         device: where to put the result.
+        dtype: its floating-point type (the network's).
     """
     x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2)  # [N, 3, S, S] view, channels-last strides
-    x = x.to(torch.float32)  # keeps the strides
+    x = x.to(dtype)  # keeps the strides
     if not channels_last:
         x = x.contiguous()
     return x.sub_(mean).div_(std)
