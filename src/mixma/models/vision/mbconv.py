@@ -99,8 +99,8 @@ class NetSpec:
         """Height and width of the last feature map for an input of `height` x `width` pixels.
 
         Every stride-2 layer outputs `ceil(n / 2)` positions (TF SAME by definition; symmetric
-        `(k - 1) // 2` padding of an odd kernel gives the same count), so this is
-        `ceil(n / total_stride)` only when each intermediate size is rounded up in turn.
+        `(k - 1) // 2` padding of an odd kernel gives the same count), and nested ceilings of
+        integer halvings make one: `ceil(n / total_stride)`, 7 at 224 px, 10 at 320.
         """
         for stride in [2, *(s.stride for s in self.stages)]:
             height, width = -(-height // stride), -(-width // stride)
