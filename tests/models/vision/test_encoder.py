@@ -177,6 +177,8 @@ def test_forward_is_the_training_path(lite0, skimage_photos):
         out = lite0(x)
     assert out.tokens.shape == (4, 49, 1280) and out.grid == (7, 7)
     assert out.last_hidden_state is out.tokens and out.pooler_output is out.pooled
+    torch.testing.assert_close(out.with_pooled_token(), lite0.feature_map(images, pooled_token=True))
+    assert lite0.dtype == torch.float32
     torch.testing.assert_close(out.pooled, lite0.embed(images))
     torch.testing.assert_close(F.softmax(lite0.forward_head(out.pooled), -1), lite0.classify(images))
     with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):

@@ -129,6 +129,10 @@ class ImageFeatures:
         """Alias of `pooled` (Hugging Face naming)."""
         return self.pooled
 
+    def with_pooled_token(self) -> Tensor:
+        """`[N, 1 + h * w, C]`: the pooled embedding as token 0, then the grid (a CLS-like token)."""
+        return torch.cat([self.pooled[:, None], self.tokens], dim=1)
+
 
 class StreamBatch(NamedTuple):
     """One batch of `ImageEncoder.stream` results, in input order."""
@@ -248,6 +252,11 @@ class ImageEncoder(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating-point type of the weights (and of the helpers' outputs)."""
+        return self.pixel_mean.dtype
 
     def grid_size(self, image_size: int | None = None) -> tuple[int, int]:
         """`(h, w)` of the last feature map for a square input of `image_size` (default: ours)."""
@@ -436,7 +445,7 @@ class ImageEncoder(nn.Module):
 
     def _normalize(self, batch: np.ndarray) -> Tensor:
         return normalize(batch, self.pixel_mean, self.pixel_std, channels_last=self.config.channels_last,
-                         device=self.device, dtype=self.pixel_mean.dtype)
+                         device=self.device, dtype=self.dtype)
 
     def _collect(self, frames: list[np.ndarray] | np.ndarray, output: Output, image_size: int | None = None,
                  pooled_token: bool = False) -> Tensor:
@@ -457,7 +466,5 @@ class ImageEncoder(nn.Module):
                 return features.pooled
             if output == "classify":
                 return F.softmax(self.forward_head(features.pooled), dim=-1)
-            if pooled_token:
-                return torch.cat([features.pooled[:, None], features.tokens], dim=1)  # [b, 1 + h*w, C]
-            return features.tokens.contiguous()  # [b, h*w, C]
+            return features.with_pooled_token() if pooled_token else features.tokens.contiguous()
 
