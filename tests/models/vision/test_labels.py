@@ -44,7 +44,7 @@ def test_parse_rejects_incomplete_tables():
         parse_class_names({"0": "tench"})
 
 
-def test_duplicate_display_names_are_an_error(monkeypatch):
+def test_duplicate_display_names_are_an_error():
     raw = {str(i): f"class {i}" for i in range(1000)}
     raw["5"] = "class 6"
     with pytest.raises(ValueError, match="not unique"):

@@ -86,6 +86,6 @@ def test_missing_package_names_it(monkeypatch):
     assert info.value.package == "some-weights==1.0"
 
 
-def test_installed_package_without_the_file(tmp_path):
+def test_installed_package_without_the_file():
     with pytest.raises(MissingWeightsError, match="torch=="):
         package_file("torch", "2.13.0", "torch/no-such-weights.pth")
