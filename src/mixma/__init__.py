@@ -5,6 +5,7 @@ The public surface (see README):
 - video: `sample_frames`, `FrameSample`, `MixedConfig`, `VideoReader`, `VideoInfo`, `probe`;
 - MA-LMM: `MALMM`, `MALMMConfig`, `compress_memory`;
 - MAMA: `angular_margin_loss`, `retrieval_metrics`, `DualEncoder`;
+- pretrained vision: `ImageEncoder` (ImageNet EfficientNet-Lite / MobileNetV2, offline);
 - errors: `MixmaError`, `VideoError`, `AnnotationError`.
 
 Model and loss names are imported on first use, so `import mixma` (and the video commands) do
@@ -27,6 +28,7 @@ _LAZY = {
     "angular_margin_loss": "mixma.losses.contrastive",
     "retrieval_metrics": "mixma.eval.retrieval",
     "DualEncoder": "mixma.models.dual_encoder",
+    "ImageEncoder": "mixma.models.vision",
 }
 
 __all__ = [
