@@ -96,6 +96,16 @@ OPENCV_DOC_DATA = Path("usr/share/doc/opencv-doc/examples/data")
 OPENCV_CLIPS = ("vtest.avi", "Megamind.avi", "Megamind_bugy.avi", "tree.avi")
 
 
+def opencv_doc_data() -> Path | None:
+    """opencv-doc's examples/data folder (sample videos and photos), wherever it was extracted."""
+    roots = [os.environ.get("MIXMA_OPENCV_DOC"), Path(__file__).parents[1] / ".venv" / "opencv-doc",
+             Path(sys.prefix) / "opencv-doc", "/"]  # "/": the package installed with apt
+    for root in roots:
+        if root and (Path(root) / OPENCV_DOC_DATA).is_dir():
+            return Path(root) / OPENCV_DOC_DATA
+    return None
+
+
 def opencv_doc_clip(name: str) -> Path:
     """A sample video from opencv-doc; skips the test (saying how to get it) when it is absent."""
     roots = [os.environ.get("MIXMA_OPENCV_DOC"), Path(__file__).parents[1] / ".venv" / "opencv-doc", Path(sys.prefix) / "opencv-doc"]

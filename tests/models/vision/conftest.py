@@ -9,12 +9,13 @@ examples/data folder>`); tests needing them skip with the reason otherwise.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+from tests.conftest import opencv_doc_data
 
 # photo file → ImageNet classes that are right for it (ImageNet has no "astronaut" or "motorcycle":
 # the astronaut is used only as an unrelated photo, the motorbike counts as a moped / scooter;
@@ -33,11 +34,6 @@ OPENCV_PHOTOS = {
     "orange.jpg": {"orange"},
     "sudoku.png": {"crossword puzzle"},
 }
-OPENCV_DATA_DIRS = [
-    os.environ.get("OPENCV_SAMPLES_DATA", ""),
-    "/usr/share/doc/opencv-doc/examples/data",
-    "/work/data/opencv-doc/usr/share/doc/opencv-doc/examples/data",
-]
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -54,10 +50,8 @@ def skimage_data() -> Path:
 
 
 def opencv_data() -> Path | None:
-    for folder in OPENCV_DATA_DIRS:
-        if folder and (Path(folder) / "baboon.jpg").is_file():
-            return Path(folder)
-    return None
+    folder = opencv_doc_data()  # `make test` extracts opencv-doc into .venv/opencv-doc
+    return folder if folder is not None and (folder / "baboon.jpg").is_file() else None
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +65,7 @@ def skimage_photos() -> dict[str, tuple[np.ndarray, set[str]]]:
 def opencv_photos() -> dict[str, tuple[np.ndarray, set[str]]]:
     folder = opencv_data()
     if folder is None:
-        pytest.skip("opencv-doc's sample photos are absent (apt-get install opencv-doc, or set OPENCV_SAMPLES_DATA)")
+        pytest.skip("opencv-doc's sample photos are absent: `make test` fetches them (apt-get download opencv-doc), or set MIXMA_OPENCV_DOC")
     return {name: (read_rgb(folder / name), classes) for name, classes in OPENCV_PHOTOS.items()}
 
 
