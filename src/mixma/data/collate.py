@@ -16,6 +16,12 @@ import torch
 from torch import Tensor
 
 
+def stack_video(items: list[dict]) -> dict[str, Tensor]:
+    """The items' `pixel_values` (or a frozen tower's `vision_features`) as one batch tensor."""
+    key = "vision_features" if "vision_features" in items[0] else "pixel_values"
+    return {key: torch.stack([it[key] for it in items])}
+
+
 @dataclass
 class TextCollate:
     """Items of a `VideoDataset` (`pixel_values`, `index`, `text`, ...) → a model batch.
@@ -39,8 +45,7 @@ class TextCollate:
         return out.input_ids, out.attention_mask
 
     def __call__(self, items: list[dict]) -> dict[str, Tensor]:
-        batch = {"pixel_values": torch.stack([it["pixel_values"] for it in items]),
-                 "index": torch.tensor([it["index"] for it in items])}
+        batch = {**stack_video(items), "index": torch.tensor([it["index"] for it in items])}
         texts = [it["text"] for it in items]
         if self.multiple_choice:
             batch.update(tokenize_multiple_choice(self.tokenizer, texts, [it["options"] for it in items], self.max_len))

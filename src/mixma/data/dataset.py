@@ -37,10 +37,12 @@ class VideoDataset(Dataset):
         items: the items.
         video: how a video becomes model input (`mixma.data.section.video_input`).
         seed: with the epoch and the index, seeds every random choice.
+        features: a frozen tower's stored outputs (`mixma.data.features.FeatureStore`): items
+            then hold `vision_features` instead of `pixel_values`.
     """
 
-    def __init__(self, items: list[VideoItem], video: VideoInput, seed: int = 0):
-        self.items, self.video, self.seed = items, video, seed
+    def __init__(self, items: list[VideoItem], video: VideoInput, seed: int = 0, features=None):
+        self.items, self.video, self.seed, self.features = items, video, seed, features
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -52,7 +54,10 @@ class VideoDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.items[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        out: dict[str, Any] = {"pixel_values": self.video(item.video, item.clip, rng), "index": index}
+        if self.features is not None:  # deterministic frames, no augmentation: nothing is drawn for them
+            out: dict[str, Any] = {"vision_features": self.features.load(item.video, item.clip), "index": index}
+        else:
+            out = {"pixel_values": self.video(item.video, item.clip, rng), "index": index}
         for name, pool in item.pools.items():
             # a pool of one draws nothing from the generator (numpy's integers(1) uses no bits)
             out[name] = pool[int(rng.integers(len(pool)))] if pool else ""
@@ -65,5 +70,9 @@ def warm_frames(items: list[VideoItem], video: VideoInput, *, rank: int = 0, wor
     """Decode and cache the frames of every distinct video of `items` before training starts (this
     process's share of them, under torchrun), with a progress bar instead of a silent first epoch.
     Returns how many videos were decoded (0 when all were cached, or there is no cache)."""
-    sources = list(dict.fromkeys((str(item.video), item.clip) for item in items))
-    return video.frames.warm(sources[rank::world], video.spec, progress=progress, desc=desc)
+    return video.frames.warm(sources(items)[rank::world], video.spec, progress=progress, desc=desc)
+
+
+def sources(items: list[VideoItem]) -> list[tuple[str, tuple | None]]:
+    """The distinct `(video, clip)` pairs of `items`, in order."""
+    return list(dict.fromkeys((str(item.video), item.clip) for item in items))

@@ -39,6 +39,9 @@ class VideoDataSection:
     eval_strategy: Strategy = "uniform"  # ... and evaluates on evenly spaced frames
     mixed: MixedConfig = field(default_factory=MixedConfig)  # MixedFrame options, for the `mixed` strategy
     image_size: int = 224  # model input side
+    augment: bool = True  # training: one random crop (scale 0.5-1) and flip per clip, as MA-LMM trains
+    cache_features: bool = False  # a frozen vision tower: encode each video once, before training, and
+    # keep the features (needs augment: false and a deterministic strategy, uniform or mixed)
     decode_size: int | None = None  # frames are decoded with this shorter side (default: image_size)
     cache_dir: str | None = None  # decoded-frame cache (default: <root>/.frame_cache)
     max_train_samples: int | None = None  # use only the first N training samples (smoke runs)
@@ -51,6 +54,10 @@ class VideoDataSection:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
         if self.num_frames < 1 or self.image_size < 1:
             raise ValueError("num_frames and image_size must be >= 1")
+        if self.cache_features and self.augment:
+            raise ValueError("cache_features needs augment: false (augmented frames differ every epoch)")
+        if self.cache_features and "segment" in (self.train_strategy, self.eval_strategy):
+            raise ValueError("cache_features needs deterministic strategies (uniform or mixed), not segment")
 
     @property
     def frame_cache(self) -> Path:
@@ -74,9 +81,13 @@ class VideoInput:
         return self.transform(frames, rng if self.transform.train else None)
 
 
-def video_input(data: VideoDataSection, strategy: Strategy, *, augment: bool = False, cached: bool = True) -> VideoInput:
-    """How `data`'s videos become model input with `strategy` (training augmentation when
-    `augment`; decoded frames kept in the dataset's frame cache when `cached`)."""
+def video_input(data: VideoDataSection, strategy: Strategy, *, augment: bool = False, cached: bool = True,
+                normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> VideoInput:
+    """How `data`'s videos become model input with `strategy`: training augmentation when
+    `augment`, decoded frames kept in the dataset's frame cache when `cached`, and pixels
+    normalised with the model's `(mean, std)` (default: CLIP's, as CLIP and InstructBLIP expect)."""
     spec = FrameSpec(data.num_frames, strategy, data.decode_size or data.image_size, data.mixed)
     loader = FrameLoader(data.frame_cache if cached else None)
-    return VideoInput(loader, spec, VideoTransform(TransformConfig(size=data.image_size), train=augment))
+    mean, std = normalization or (TransformConfig.mean, TransformConfig.std)
+    transform = TransformConfig(size=data.image_size, mean=tuple(mean), std=tuple(std))
+    return VideoInput(loader, spec, VideoTransform(transform, train=augment))

@@ -20,25 +20,25 @@ from tqdm.auto import tqdm
 
 from mixma._atomic import write_text
 from mixma.data.annotations import VideoRecord
-from mixma.data.collate import TextCollate
-from mixma.data.dataset import VideoDataset, VideoItem
+from mixma.data.collate import TextCollate, stack_video
+from mixma.data.dataset import VideoDataset, VideoItem, sources
 from mixma.data.records import load_records
 from mixma.data.samples import multiple_choice_items, qa_items
-from mixma.data.section import Strategy, video_input
+from mixma.data.section import Strategy
 from mixma.eval.metrics import exact_match_accuracy
 from mixma.eval.retrieval import retrieval_metrics
 from mixma.models.dual_encoder import DualEncoder
 from mixma.models.video_qa import MultipleChoiceVideoQA, OpenEndedVideoQA
-from mixma.runs.mama import MAMADataSection, load_mama_run
+from mixma.runs.mama import MAMADataSection, load_mama_run, video_inputs
 
 TEXT_BATCH = 4  # texts are embedded this many times the video batch size at once
 SHOWN_RANKS = 5  # videos listed per caption in the predictions file
 
 
 def _embed_videos(encoder: DualEncoder, dataset: VideoDataset, batch_size: int, device, progress: bool) -> torch.Tensor:
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=lambda items: torch.stack([it["pixel_values"] for it in items]))
-    videos = [encoder.embed_videos(pixels.to(device)).float().cpu()
-              for pixels in tqdm(loader, desc="embed videos", disable=not progress, leave=False)]
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=stack_video)
+    videos = [encoder.embed_videos(**{k: v.to(device) for k, v in batch.items()}).float().cpu()
+              for batch in tqdm(loader, desc="embed videos", disable=not progress, leave=False)]
     return torch.cat(videos)
 
 
@@ -48,6 +48,14 @@ def _embed_texts(encoder: DualEncoder, tokenizer, texts: list[str], max_len: int
         tok = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
         out.append(encoder.embed_texts(tok.input_ids.to(device), tok.attention_mask.to(device)).float().cpu())
     return torch.cat(out)
+
+
+def _dataset(model, items: list[VideoItem], data: MAMADataSection, strategy: Strategy | None, progress: bool) -> VideoDataset:
+    """The evaluation items as model input (the frozen tower's stored outputs with `data.cache_features`)."""
+    video, store = video_inputs(data, model, strategy or data.eval_strategy)
+    if store is not None:
+        store.compute(sources(items), progress=progress, desc="encoding evaluation frames with the frozen tower")
+    return VideoDataset(items, video, features=store)
 
 
 @torch.no_grad()
@@ -61,7 +69,7 @@ def evaluate_retrieval(encoder: DualEncoder, tokenizer, records: list[VideoRecor
     encoder.eval()
     records = [r for r in records if r.captions]
     items = [VideoItem(r.video_path(data.root), r.clip) for r in records]
-    videos = _embed_videos(encoder, VideoDataset(items, video_input(data, strategy or data.eval_strategy)), batch_size, device, progress)
+    videos = _embed_videos(encoder, _dataset(encoder, items, data, strategy, progress), batch_size, device, progress)
     texts = [c for r in records for c in r.captions]
     owner = np.array([i for i, r in enumerate(records) for _ in r.captions])
     sim = _embed_texts(encoder, tokenizer, texts, data.max_text_len, batch_size * TEXT_BATCH, device) @ videos.T  # [texts, videos]
@@ -86,7 +94,7 @@ def evaluate_qa(model: OpenEndedVideoQA | MultipleChoiceVideoQA, tokenizer, reco
     model.eval()
     choice = isinstance(model, MultipleChoiceVideoQA)
     items = multiple_choice_items(records, data.root) if choice else qa_items(records, data.root)
-    dataset = VideoDataset(items, video_input(data, strategy or data.eval_strategy))
+    dataset = _dataset(model, items, data, strategy, progress)
     collate = TextCollate(tokenizer, data.max_text_len, multiple_choice=choice)
     predictions, references = {}, {}
     for batch in tqdm(DataLoader(dataset, batch_size=batch_size, collate_fn=collate), desc="eval", disable=not progress, leave=False):

@@ -39,6 +39,8 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.utils import ModelOutput
 
 from mixma.models.folder import ModelFolderMixin
+from mixma.models.vision.encoder import ImageEncoder
+from mixma.models.vision.tower import build_tower, input_normalization, is_encoder_name, is_tower_config, tower_config
 from mixma.models.temporal import TEMPORAL_KINDS, build_temporal, check_frame_mask
 
 FRAME_POOLINGS = ("pooler", "cls", "mean")
@@ -63,8 +65,12 @@ class DualEncoderOptions:
     max_frames: int = 64  # temporal position table size (temporal transformer and QA fusion)
     freeze_vision: bool = False  # vision backbone: no gradients and kept in eval mode
     freeze_text: bool = False  # text backbone: no gradients and kept in eval mode
+    vision_stages: int | None = None  # an ImageEncoder tower: train only its last k stages (None: all);
+    # its BatchNorm statistics stay as pretrained either way
 
     def __post_init__(self) -> None:
+        if self.vision_stages is not None and self.vision_stages < 0:
+            raise ValueError(f"vision_stages must be >= 0, got {self.vision_stages}")
         for name, value, allowed in (
             ("frame_pooling", self.frame_pooling, FRAME_POOLINGS),
             ("text_pooling", self.text_pooling, TEXT_POOLINGS),
@@ -174,8 +180,18 @@ def _is_two_tower(config: PretrainedConfig) -> bool:
 
 @dataclass
 class _Tower:
-    model: PreTrainedModel
+    model: nn.Module  # a transformers model, or an ImageEncoder
     projection: nn.Linear | None  # the checkpoint's own projection into its joint space, if any
+
+    def config_dict(self) -> dict[str, Any]:
+        if isinstance(self.model, ImageEncoder):
+            return tower_config(self.model)
+        return self.model.config.to_dict()
+
+
+def _build_tower(config: dict[str, Any]) -> nn.Module:
+    """A randomly initialised tower from its config dict (its weights are loaded afterwards)."""
+    return build_tower(config) if is_tower_config(config) else AutoModel.from_config(_config_from_dict(config))
 
 
 def _load_towers(
@@ -187,6 +203,8 @@ def _load_towers(
     cache: dict[str, nn.Module] = {}
 
     def one(source: str | os.PathLike | PretrainedConfig, side: str, both: bool) -> _Tower:
+        if side == "vision" and is_encoder_name(source):  # a pretrained ImageNet CNN that ships in a package
+            return _Tower(ImageEncoder.from_pretrained(source), None)
         if isinstance(source, PretrainedConfig):
             if both and not _is_two_tower(source):
                 raise ValueError(f"text=None needs a two-tower config (e.g. CLIPConfig), got {type(source).__name__}")
@@ -256,8 +274,7 @@ class DualEncoder(ModelFolderMixin, nn.Module):
     ):
         super().__init__()
         self.config = config
-        self.vision_model = vision_model if vision_model is not None else AutoModel.from_config(
-            _config_from_dict(config.vision_config))
+        self.vision_model = vision_model if vision_model is not None else _build_tower(config.vision_config)
         self.text_model = text_model if text_model is not None else AutoModel.from_config(
             _config_from_dict(config.text_config))
         self.text_pooling = _resolve_text_pooling(config.text_pooling, config.text_config)
@@ -310,11 +327,7 @@ class DualEncoder(ModelFolderMixin, nn.Module):
             projection_dim = own[0].out_features
         if projection_dim is not None:
             options["projection_dim"] = projection_dim
-        config = DualEncoderConfig(
-            vision_config=vision_tower.model.config.to_dict(),
-            text_config=text_tower.model.config.to_dict(),
-            **options,
-        )
+        config = DualEncoderConfig(vision_config=vision_tower.config_dict(), text_config=text_tower.config_dict(), **options)
         model = cls(config, vision_tower.model, text_tower.model)
         for tower, ours in ((vision_tower, model.visual_projection), (text_tower, model.text_projection)):
             if tower.projection is None:
@@ -332,7 +345,14 @@ class DualEncoder(ModelFolderMixin, nn.Module):
     @property
     def vision_dim(self) -> int:
         """Width `Dv` of the per-frame features."""
+        if isinstance(self.vision_model, ImageEncoder):
+            return self.vision_model.output_dim
         return int(self.vision_model.config.hidden_size)
+
+    @property
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per RGB channel, 0..1 scale, that `pixel_values` are normalised with."""
+        return input_normalization(self.vision_model)
 
     @property
     def text_dim(self) -> int:
@@ -340,8 +360,13 @@ class DualEncoder(ModelFolderMixin, nn.Module):
         return int(self.text_model.config.hidden_size)
 
     def _apply_freezing(self) -> None:
-        for tower, frozen in ((self.vision_model, self.config.freeze_vision), (self.text_model, self.config.freeze_text)):
-            tower.requires_grad_(not frozen)
+        if isinstance(self.vision_model, ImageEncoder):
+            self.vision_model.set_trainable(0 if self.config.freeze_vision else self.config.vision_stages)
+        else:
+            if self.config.vision_stages is not None:
+                raise ValueError("vision_stages applies to ImageEncoder towers (efficientnet-lite0, ...) only")
+            self.vision_model.requires_grad_(not self.config.freeze_vision)
+        self.text_model.requires_grad_(not self.config.freeze_text)
 
     def train(self, mode: bool = True) -> DualEncoder:
         """Like `nn.Module.train`, but frozen backbones stay in eval mode (no dropout)."""
@@ -355,7 +380,7 @@ class DualEncoder(ModelFolderMixin, nn.Module):
     def gradient_checkpointing_enable(self) -> None:
         """Recompute the towers' activations in the backward pass (less memory, ~30% slower)."""
         for tower in (self.vision_model, self.text_model):
-            if tower.supports_gradient_checkpointing:
+            if getattr(tower, "supports_gradient_checkpointing", False):
                 # transformers 5 renamed it; the old name warns that it goes away in v6
                 enable = getattr(tower, "activation_checkpointing_enable", None) or tower.gradient_checkpointing_enable
                 enable()
@@ -369,8 +394,22 @@ class DualEncoder(ModelFolderMixin, nn.Module):
 
     # -- video -----------------------------------------------------------------------------
 
+    def frame_features(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """The vision tower on a batch of frames `[n, 3, H, W]`: one vector per frame `[n, Dv]`
+        (per `frame_pooling`) and every token `[n, N, Dv]`. With the tower frozen and the frames
+        fixed, this is all the model computes from pixels (see `vision_features` below)."""
+        out = self.vision_model(pixel_values=frames.to(self.vision_model.dtype))
+        tokens = out.last_hidden_state  # [n, N, Dv]
+        if self.config.frame_pooling == "pooler":
+            if getattr(out, "pooler_output", None) is None:
+                raise ValueError(f"{type(self.vision_model).__name__} has no pooler_output; "
+                                 "use frame_pooling='cls' or 'mean'")
+            return out.pooler_output, tokens
+        return (tokens[:, 0] if self.config.frame_pooling == "cls" else tokens.mean(1)), tokens
+
     def encode_video(
-        self, pixel_values: Tensor, frame_mask: Tensor | None = None, return_tokens: bool = False
+        self, pixel_values: Tensor | None = None, frame_mask: Tensor | None = None, return_tokens: bool = False,
+        vision_features: Tensor | None = None,
     ) -> VideoFeatures:
         """Encode every real frame with the vision tower.
 
@@ -381,28 +420,24 @@ class DualEncoder(ModelFolderMixin, nn.Module):
             pixel_values: `[B, T, 3, H, W]` normalised frames.
             frame_mask: `[B, T]`, true/1 for real frames; `None`: all real.
             return_tokens: also return every vision token of every frame.
+            vision_features: `[B, T, Dv]` what `frame_features` gives for these frames, computed
+                earlier (a frozen tower's outputs, cached): the tower is skipped.
 
         Returns:
             `VideoFeatures`.
         """
-        if pixel_values.ndim != 5:
-            raise ValueError(f"pixel_values must be [B, T, 3, H, W], got shape {tuple(pixel_values.shape)}")
+        dtype = self.visual_projection.weight.dtype  # towers may run in lower precision than the heads
+        if vision_features is not None:
+            if vision_features.ndim != 3 or return_tokens:
+                raise ValueError("vision_features must be [B, T, Dv] pooled frame features (no tokens)")
+            mask = check_frame_mask(frame_mask, *vision_features.shape[:2], vision_features.device)
+            return VideoFeatures(frame_embeds=vision_features.to(dtype) * mask[..., None], frame_mask=mask)
+        if pixel_values is None or pixel_values.ndim != 5:
+            shape = None if pixel_values is None else tuple(pixel_values.shape)
+            raise ValueError(f"pixel_values must be [B, T, 3, H, W], got {shape}")
         batch, num_frames = pixel_values.shape[:2]
         mask = check_frame_mask(frame_mask, batch, num_frames, pixel_values.device)
-        tower_dtype = self.vision_model.dtype
-        frames = pixel_values[mask].to(tower_dtype)  # [n_real, 3, H, W]: fold frames into the batch
-        out = self.vision_model(pixel_values=frames)
-        tokens = out.last_hidden_state  # [n_real, N, Dv]
-        if self.config.frame_pooling == "pooler":
-            if getattr(out, "pooler_output", None) is None:
-                raise ValueError(f"{type(self.vision_model).__name__} has no pooler_output; "
-                                 "use frame_pooling='cls' or 'mean'")
-            pooled = out.pooler_output
-        elif self.config.frame_pooling == "cls":
-            pooled = tokens[:, 0]
-        else:
-            pooled = tokens.mean(1)
-        dtype = self.visual_projection.weight.dtype  # towers may run in lower precision than the heads
+        pooled, tokens = self.frame_features(pixel_values[mask])  # [n_real, Dv]: frames folded into the batch
         frame_embeds = pooled.new_zeros(batch, num_frames, pooled.shape[-1], dtype=dtype)
         frame_embeds[mask] = pooled.to(dtype)  # [B, T, Dv], zeros at padded frames
         token_embeds = None
@@ -416,9 +451,10 @@ class DualEncoder(ModelFolderMixin, nn.Module):
         video = self.temporal(features.frame_embeds, features.frame_mask)  # [B, Dv]
         return F.normalize(self.visual_projection(video), dim=-1)
 
-    def embed_videos(self, pixel_values: Tensor, frame_mask: Tensor | None = None) -> Tensor:
+    def embed_videos(self, pixel_values: Tensor | None = None, frame_mask: Tensor | None = None,
+                     vision_features: Tensor | None = None) -> Tensor:
         """`[B, T, 3, H, W]` frames (+ `[B, T]` mask) → `[B, P]` L2-normalised video embeddings."""
-        return self.video_embedding(self.encode_video(pixel_values, frame_mask))
+        return self.video_embedding(self.encode_video(pixel_values, frame_mask, vision_features=vision_features))
 
     # -- text ------------------------------------------------------------------------------
 
@@ -463,10 +499,11 @@ class DualEncoder(ModelFolderMixin, nn.Module):
 
     def forward(
         self,
-        pixel_values: Tensor,
-        input_ids: Tensor,
+        pixel_values: Tensor | None = None,
+        input_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         frame_mask: Tensor | None = None,
+        vision_features: Tensor | None = None,
     ) -> DualEncoderOutput:
         """Embed a batch of paired videos and texts (the caller applies the contrastive loss).
 
@@ -475,11 +512,15 @@ class DualEncoder(ModelFolderMixin, nn.Module):
             input_ids: `[B, L]` token ids of each video's text.
             attention_mask: `[B, L]` text mask.
             frame_mask: `[B, T]` frame mask.
+            vision_features: instead of `pixel_values`, the frozen tower's cached outputs (see
+                `encode_video`).
 
         Returns:
             `DualEncoderOutput` with `video_emb`, `text_emb` (`[B, P]`, unit norm) and `frame_embeds`.
         """
-        video = self.encode_video(pixel_values, frame_mask)
+        if input_ids is None:
+            raise ValueError("input_ids are required")
+        video = self.encode_video(pixel_values, frame_mask, vision_features=vision_features)
         return DualEncoderOutput(
             video_emb=self.video_embedding(video),
             text_emb=self.embed_texts(input_ids, attention_mask),

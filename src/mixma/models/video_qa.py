@@ -279,9 +279,12 @@ class _VideoQABase(ModelFolderMixin, nn.Module):
         self.encoder = encoder if encoder is not None else DualEncoder(config.encoder)
         self.fusion = FusionEncoder(self.encoder.vision_dim, self.encoder.text_dim, config, config.encoder.max_frames)
 
-    def _video(self, pixel_values: Tensor, frame_mask: Tensor | None) -> tuple[VideoFeatures, Tensor, Tensor]:
-        """Video features, the fusion's video tokens `[B, T, S, Dv]` and the video embedding `[B, P]`."""
-        features = self.encoder.encode_video(pixel_values, frame_mask, return_tokens=self.config.video_tokens == "patches")
+    def _video(self, pixel_values: Tensor | None, frame_mask: Tensor | None,
+               vision_features: Tensor | None = None) -> tuple[VideoFeatures, Tensor, Tensor]:
+        """Video features, the fusion's video tokens `[B, T, S, Dv]` and the video embedding `[B, P]`
+        (`vision_features`: a frozen tower's cached per-frame outputs instead of the pixels)."""
+        features = self.encoder.encode_video(pixel_values, frame_mask, return_tokens=self.config.video_tokens == "patches",
+                                             vision_features=vision_features)
         tokens = features.frame_embeds[:, :, None] if features.token_embeds is None else features.token_embeds
         return features, tokens, self.encoder.video_embedding(features)
 
@@ -332,13 +335,14 @@ class OpenEndedVideoQA(_VideoQABase):
 
     def forward(
         self,
-        pixel_values: Tensor,
+        pixel_values: Tensor | None,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         frame_mask: Tensor | None = None,
         labels: Tensor | None = None,
         caption_input_ids: Tensor | None = None,
         caption_attention_mask: Tensor | None = None,
+        vision_features: Tensor | None = None,
     ) -> VideoQAOutput:
         """Answer one question per video.
 
@@ -354,7 +358,7 @@ class OpenEndedVideoQA(_VideoQABase):
         Returns:
             `VideoQAOutput`; `loss` only when `labels` is given.
         """
-        video, video_tokens, video_emb = self._video(pixel_values, frame_mask)
+        video, video_tokens, video_emb = self._video(pixel_values, frame_mask, vision_features)
         text: TextFeatures = self.encoder.encode_text(input_ids, attention_mask)
         fused = self.fusion(video_tokens, video.frame_mask, text.token_embeds, text.attention_mask)  # [B, F]
         logits = self.classifier(fused)  # [B, A]
@@ -394,7 +398,7 @@ class MultipleChoiceVideoQA(_VideoQABase):
 
     def forward(
         self,
-        pixel_values: Tensor,
+        pixel_values: Tensor | None,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         frame_mask: Tensor | None = None,
@@ -402,6 +406,7 @@ class MultipleChoiceVideoQA(_VideoQABase):
         labels: Tensor | None = None,
         caption_input_ids: Tensor | None = None,
         caption_attention_mask: Tensor | None = None,
+        vision_features: Tensor | None = None,
     ) -> VideoQAOutput:
         """Score K candidate answers per video.
 
@@ -429,7 +434,7 @@ class MultipleChoiceVideoQA(_VideoQABase):
         if option_mask.shape != (batch, num_options) or not bool(option_mask.any(1).all()):
             raise ValueError(f"option_mask must be [B, K] = {(batch, num_options)} with a real option per row")
 
-        video, video_tokens, video_emb = self._video(pixel_values, frame_mask)
+        video, video_tokens, video_emb = self._video(pixel_values, frame_mask, vision_features)
         text = self.encoder.encode_text(input_ids.flatten(0, 1), attention_mask.flatten(0, 1))  # B*K texts
         # each video is fused with each of its K options: repeat the video tokens K times
         video_tokens = video_tokens.repeat_interleave(num_options, 0)  # [B*K, T, S, Dv]

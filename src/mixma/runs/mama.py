@@ -17,8 +17,9 @@ import torch
 from transformers import AutoTokenizer, CLIPVisionConfig
 
 from mixma.config import apply_overrides, from_dict
+from mixma.data.features import FeatureStore, tower_digest
 from mixma.data.samples import CaptionPool
-from mixma.data.section import Task, VideoDataSection
+from mixma.data.section import Strategy, Task, VideoDataSection, VideoInput, video_input
 from mixma.errors import MixmaError
 from mixma.losses.contrastive import AngularMarginConfig, AngularMarginLoss
 from mixma.losses.weighting import MetaWeightingConfig
@@ -46,7 +47,8 @@ class MAMAModelSection:
     """The towers and the heads on them."""
 
     init: str | None = None  # a saved DualEncoder / QA model folder to start from
-    vision: str | None = None  # vision tower checkpoint (e.g. a CLIP folder); None: `small_vision`, random
+    vision: str | None = None  # a pretrained ImageNet CNN that ships in a package (efficientnet-lite0/1/2,
+    # mobilenet-v2), or a Hugging Face vision checkpoint (a CLIP folder or hub id); None: `small_vision`, random
     text: str | None = "minilm"  # text tower checkpoint; "minilm": the pretrained MiniLM that ships in a package
     small_vision: SmallVision = field(default_factory=SmallVision)
     encoder: DualEncoderOptions = field(default_factory=DualEncoderOptions)
@@ -132,6 +134,29 @@ def build_model(config: MAMARunConfig, train_answers: list[str]) -> tuple[torch.
     if config.data.task == "multiple_choice":
         return MultipleChoiceVideoQA.from_encoder(encoder, **qa_options), tokenizer
     return encoder, tokenizer
+
+
+def encoder_of(model: torch.nn.Module) -> DualEncoder:
+    """The dual encoder of a MAMA model (itself, or the QA model's)."""
+    return model if isinstance(model, DualEncoder) else model.encoder
+
+
+def video_inputs(data: MAMADataSection, model: torch.nn.Module, strategy: Strategy, *,
+                 augment: bool = False) -> tuple[VideoInput, FeatureStore | None]:
+    """How a MAMA model's videos become its input: frames sampled with `strategy`, normalised as
+    its vision tower expects, and, with `data.cache_features`, the frozen tower's stored outputs.
+
+    Raises:
+        MixmaError: `data.cache_features` with a vision tower that trains.
+    """
+    encoder = encoder_of(model)
+    video = video_input(data, strategy, augment=augment, normalization=encoder.input_normalization)
+    if not data.cache_features:
+        return video, None
+    if not encoder.config.freeze_vision:
+        raise MixmaError("data.cache_features needs a frozen vision tower: set model.encoder.freeze_vision: true")
+    fingerprint = f"{tower_digest(encoder.vision_model)}-{encoder.config.frame_pooling}"
+    return video, FeatureStore(data.frame_cache / "features", video, lambda pixels: encoder.frame_features(pixels)[0], fingerprint)
 
 
 def make_criterion(loss: LossSection, *, gather: bool) -> AngularMarginLoss:

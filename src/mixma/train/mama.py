@@ -36,23 +36,25 @@ from transformers import AutoTokenizer
 
 from mixma.config import dump_config
 from mixma.data.collate import TextCollate
-from mixma.data.dataset import VideoDataset, VideoItem, warm_frames
+from mixma.data.dataset import VideoDataset, VideoItem, sources, warm_frames
+from mixma.data.features import FeatureStore
 from mixma.data.records import load_records
 from mixma.data.samples import multiple_choice_items, qa_items, retrieval_items
-from mixma.data.section import video_input
+from mixma.data.section import VideoInput
 from mixma.errors import MixmaError
 from mixma.eval.mama import evaluate_qa, evaluate_retrieval
 from mixma.losses.contrastive import AngularMarginLoss
 from mixma.losses.weighting import MetaWeighting
 from mixma.runs.folder import BASE, resolve_source, save_folder
-from mixma.runs.mama import LOSS_PREFIX, MODEL_CLASSES, MAMARunConfig, build_model, make_criterion
-from mixma.train.distributed import Distributed, setup, teardown
+from mixma.runs.mama import LOSS_PREFIX, MODEL_CLASSES, MAMARunConfig, build_model, make_criterion, video_inputs
+from mixma.train.distributed import Distributed, barrier, setup, teardown
 from mixma.train.loop import TrainingJob, check_output, fit
 
+VIDEO = ("pixel_values", "vision_features")  # a batch holds one of them (features: a frozen tower, cached)
 MODEL_INPUTS = {
-    "retrieval": ("pixel_values", "input_ids", "attention_mask"),
-    "qa": ("pixel_values", "input_ids", "attention_mask", "labels", "caption_input_ids", "caption_attention_mask"),
-    "multiple_choice": ("pixel_values", "input_ids", "attention_mask", "option_mask", "labels",
+    "retrieval": (*VIDEO, "input_ids", "attention_mask"),
+    "qa": (*VIDEO, "input_ids", "attention_mask", "labels", "caption_input_ids", "caption_attention_mask"),
+    "multiple_choice": (*VIDEO, "input_ids", "attention_mask", "option_mask", "labels",
                         "caption_input_ids", "caption_attention_mask"),
 }
 
@@ -90,12 +92,14 @@ def prepare_model(config: MAMARunConfig, train_records, out: Path, info: Distrib
     return model, tokenizer
 
 
-def meta_batches(config: MAMARunConfig, collate: TextCollate) -> Iterator[dict]:
+def meta_batches(config: MAMARunConfig, collate: TextCollate, video: VideoInput, store: FeatureStore | None,
+                 shard: dict) -> Iterator[dict]:
     """Endless batches of the clean meta split; refuses retrieval meta batches of one pair."""
     data, loss = config.data, config.loss
     records = load_records(data, loss.meta_split).records
     items = training_items(config, records, "original")
-    meta_set = VideoDataset(items, video_input(data, data.train_strategy, augment=True), seed=config.run.seed + 1)
+    prepare_frames(items, video, store, shard, "meta")
+    meta_set = VideoDataset(items, video, seed=config.run.seed + 1, features=store)
     # one retrieval pair has no negatives: its contrastive loss, and so the meta gradient, is 0
     smallest = 2 if data.task == "retrieval" else 1
     if min(len(meta_set), loss.meta_batch_size) < smallest:
@@ -128,13 +132,24 @@ def per_sample_loss(config: MAMARunConfig, model: torch.nn.Module, criterion: An
     task, names = config.data.task, MODEL_INPUTS[config.data.task]
 
     def losses(tensors: dict | None, batch: Mapping) -> torch.Tensor:
-        args = {k: batch[k] for k in names}
+        args = {k: batch[k] for k in names if k in batch}
         output = model(**args) if tensors is None else functional_call(model, tensors, (), args)
         if task == "retrieval":
             return criterion(output.video_emb, output.text_emb)
         return output.loss + config.loss.contrastive_weight * criterion(output.video_emb, output.caption_emb)
 
     return losses
+
+
+def prepare_frames(items: list[VideoItem], video: VideoInput, store: FeatureStore | None, shard: dict, what: str) -> None:
+    """Decode and cache the frames of `items` (this process's share), and with a feature store
+    run the frozen tower over them, before training starts; every process then has them all."""
+    warm_frames(items, video, rank=shard["rank"], world=shard["world"], progress=shard["progress"],
+                desc=f"caching {what} frames (first run only)")
+    if store is not None:
+        mine = sources(items)[shard["rank"] :: shard["world"]]
+        store.compute(mine, progress=shard["progress"], desc=f"encoding {what} frames with the frozen tower")
+        barrier(shard["info"])
 
 
 def absolute_paths(config: MAMARunConfig) -> None:
@@ -161,15 +176,15 @@ def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = 
             raise MixmaError(f"no training pairs: the {data.train_split} split has no "
                              f"{'captions' if data.task == 'retrieval' else 'questions'}")
         collate = make_collate(config, model, tokenizer)
-        train_video = video_input(data, data.train_strategy, augment=True)
+        train_video, store = video_inputs(data, model, data.train_strategy, augment=data.augment)
         shard = dict(rank=info.rank, world=info.world_size, progress=progress and info.is_main)
-        warm_frames(items, train_video, desc="caching training frames (first run only)", **shard)
+        prepare_frames(items, train_video, store, {**shard, "info": info}, "training")
         eval_items = [VideoItem(r.video_path(data.root), r.clip) for r in evaluation]
-        warm_frames(eval_items, video_input(data, data.eval_strategy), desc="caching evaluation frames", **shard)
+        warm_frames(eval_items, video_inputs(data, model, data.eval_strategy)[0], desc="caching evaluation frames", **shard)
         criterion = make_criterion(config.loss, gather=config.loss.weighting == "none").to(info.device)
         losses = per_sample_loss(config, model, criterion)
         meta = MetaWeighting(config.loss.meta, device=info.device) if config.loss.weighting == "meta" else None
-        metas = meta_batches(config, collate) if meta is not None else None
+        metas = meta_batches(config, collate, train_video, store, {**shard, "info": info}) if meta is not None else None
 
         def loss(batch, step, lr):
             if meta is None:
@@ -186,7 +201,7 @@ def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = 
 
         job = TrainingJob(
             model=model,
-            dataset=VideoDataset(items, train_video, seed=config.run.seed),
+            dataset=VideoDataset(items, train_video, seed=config.run.seed, features=store),
             collate=collate, loss=loss, evaluate=evaluate if evaluation else None,
             metric="t2v/R@1" if data.task == "retrieval" else "top1",
             extra_trainable={LOSS_PREFIX + "log_scale": criterion.log_scale},
