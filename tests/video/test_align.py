@@ -83,7 +83,7 @@ def test_rotation_and_zoom_are_a_homography():
     assert matrix is not None
     inverse = np.linalg.inv(np.vstack([true, [0, 0, 1]]))  # cur -> prev
     points = np.float32([[60, 50], [260, 60], [160, 200]]).reshape(-1, 1, 2)
-    np.testing.assert_allclose(cv2.perspectiveTransform(points, matrix), cv2.perspectiveTransform(points, inverse), atol=1.0)
+    np.testing.assert_allclose(cv2.perspectiveTransform(points, matrix), cv2.perspectiveTransform(points, inverse), atol=1.5)
     # and the estimator takes it where no shift fits
     correlator = PhaseCorrelator()
     correlator.push(luma64(scene).astype(np.float32))

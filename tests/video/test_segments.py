@@ -29,7 +29,7 @@ def run_segmenter(kinds, num_outputs, fps=10.0, max_action_sec=5.0, atom_len=Non
     bound = budget_bound(max_action_sec, end, num_outputs)
     max_action = max(1, math.floor(max_action_sec * fps + 1e-9))
     atom_len = atom_len or max(1, min(max_action, n // (4 * num_outputs)))
-    segmenter = Segmenter(num_outputs, duration, bound, 4, MeanCompositor())
+    segmenter = Segmenter(num_outputs, duration, bound, 4, MeanCompositor(), short=end / (4 * num_outputs))
     marked = classify_bursts(times, kinds, 0.25)
     for i, kind in enumerate(marked):
         level = 100 if levels is None else levels[i]

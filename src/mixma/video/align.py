@@ -85,6 +85,21 @@ def rescale(matrix: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return out / out[2, 2]
 
 
+_PEAK_KERNEL = np.ones((5, 5), np.uint8)
+
+
+def _centred(surface: np.ndarray) -> np.ndarray:
+    """`np.fft.fftshift` of a 2-D array by swapping its quadrants (several times faster)."""
+    h, w = surface.shape
+    top, left = h - h // 2, w - w // 2  # the quadrants that move to the bottom right
+    out = np.empty_like(surface)
+    out[h // 2 :, w // 2 :] = surface[:top, :left]
+    out[h // 2 :, : w // 2] = surface[:top, left:]
+    out[: h // 2, w // 2 :] = surface[top:, :left]
+    out[: h // 2, : w // 2] = surface[top:, left:]
+    return out
+
+
 @lru_cache(maxsize=8)
 def _window(width: int, height: int) -> np.ndarray:
     return cv2.createHanningWindow((width, height), cv2.CV_32F)
@@ -109,12 +124,17 @@ class PhaseCorrelator:
     Two motions in one picture (the camera's and a large moving object's) give two peaks, and the
     highest is not always the camera's, so `push` returns the `peaks` highest, each refined to a
     fraction of a pixel by the centroid of its 3x3 neighbourhood. Each image's spectrum is
-    computed once.
+    computed once, and only when a shift is asked for (`skip` records an image without).
     """
 
     def __init__(self, peaks: int = 3):
         self.peaks = peaks
-        self.previous: np.ndarray | None = None
+        self.previous: np.ndarray | None = None  # the last image
+        self.spectrum: np.ndarray | None = None  # ... and its spectrum, once computed
+
+    def skip(self, image: np.ndarray) -> None:
+        """Record the next image without correlating it with the previous one."""
+        self.previous, self.spectrum = image, None
 
     def push(self, image: np.ndarray) -> list[tuple[float, float, float]]:
         """`(dx, dy, response)` candidates, highest first, with `image(x) ~ previous(x - d)`;
@@ -123,29 +143,37 @@ class PhaseCorrelator:
         Args:
             image: `float32 [H, W]`.
         """
-        h, w = image.shape
-        spectrum = cv2.dft(image * _window(w, h), flags=cv2.DFT_COMPLEX_OUTPUT)
-        previous, self.previous = self.previous, spectrum
+        previous, before = self.previous, self.spectrum
+        self.previous, self.spectrum = image, self._spectrum(image)
         if previous is None:
             return []
-        cross = cv2.mulSpectrums(spectrum, previous, 0, conjB=True)
-        magnitude = cv2.magnitude(cross[..., 0], cross[..., 1]) + 1e-9
-        cross /= magnitude[..., None]
+        if before is None:
+            before = self._spectrum(previous)
+        cross = cv2.mulSpectrums(self.spectrum, before, 0, conjB=True)
+        magnitude = cv2.magnitude(cross[..., 0], cross[..., 1])
+        cross /= (magnitude + 1e-9)[..., None]
         surface = cv2.idft(cross, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
-        surface = np.fft.fftshift(surface)  # zero shift at the centre  # [H, W]
+        h, w = surface.shape
+        surface = _centred(surface)  # zero shift at (h // 2, w // 2)  # [H, W]
+        # local maxima over 5x5 neighbourhoods (distinct motions), the highest first
+        peaks = (surface >= cv2.dilate(surface, _PEAK_KERNEL)) & (surface > 0)
+        ys, xs = np.nonzero(peaks)
+        values = surface[ys, xs]
         out = []
-        for _ in range(self.peaks):
-            _, value, _, (x, y) = cv2.minMaxLoc(surface)
-            if value <= 0:
-                break
-            y0, y1, x0, x1 = max(0, y - 1), min(h, y + 2), max(0, x - 1), min(w, x + 2)
-            patch = np.maximum(surface[y0:y1, x0:x1], 0)
+        for k in np.argsort(-values)[: self.peaks]:
+            y, x = int(ys[k]), int(xs[k])
+            y0, x0 = max(0, y - 1), max(0, x - 1)
+            patch = np.maximum(surface[y0 : y + 2, x0 : x + 2], 0)
             total = float(patch.sum())
-            cy = float((patch.sum(axis=1) * np.arange(y0, y1)).sum()) / total
-            cx = float((patch.sum(axis=0) * np.arange(x0, x1)).sum()) / total
-            out.append((cx - w // 2, cy - h // 2, float(value)))
-            surface[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3] = 0  # the next peak is another motion
+            cy = float(patch.sum(axis=1) @ np.arange(y0, y0 + patch.shape[0])) / total
+            cx = float(patch.sum(axis=0) @ np.arange(x0, x0 + patch.shape[1])) / total
+            out.append((cx - w // 2, cy - h // 2, float(values[k])))
         return out
+
+    @staticmethod
+    def _spectrum(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape
+        return cv2.dft(image * _window(w, h), flags=cv2.DFT_COMPLEX_OUTPUT)
 
 
 class Fit(NamedTuple):
@@ -190,6 +218,17 @@ def _grey(image: np.ndarray, width: int) -> np.ndarray:
     return resize_plane(grey, width, max(2, round(h * width / w)))
 
 
+def _ransac() -> cv2.UsacParams:
+    """RANSAC with a fixed seed: plain `cv2.RANSAC` draws from OpenCV's global random state, so
+    its result would depend on what ran before."""
+    params = cv2.UsacParams()
+    params.threshold, params.confidence, params.maxIterations = 3.0, 0.99, 500
+    params.randomGeneratorState = 1
+    params.sampler, params.score = cv2.SAMPLING_UNIFORM, cv2.SCORE_METHOD_RANSAC
+    params.loMethod, params.final_polisher = cv2.LOCAL_OPTIM_INNER_LO, cv2.LSQ_POLISHER
+    return params
+
+
 def orb_homography(prev: np.ndarray, cur: np.ndarray) -> np.ndarray | None:
     """Homography mapping `cur`'s pixels onto `prev`'s from matched ORB features, or None.
 
@@ -210,7 +249,7 @@ def orb_homography(prev: np.ndarray, cur: np.ndarray) -> np.ndarray | None:
         return None
     src = np.float32([kp_cur[m.queryIdx].pt for m in matches])
     dst = np.float32([kp_prev[m.trainIdx].pt for m in matches])
-    matrix, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 3.0, maxIters=500, confidence=0.99)
+    matrix, inliers = cv2.findHomography(src, dst, _ransac())
     if matrix is None or int(inliers.sum()) < MIN_INLIERS:
         return None
     h, w = cur.shape

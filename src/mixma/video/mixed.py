@@ -47,9 +47,9 @@ from tqdm.auto import tqdm
 
 from mixma.errors import VideoError
 from mixma.video.align import IDENTITY, MOTION_THUMBNAIL, Motion, MotionEstimator
-from mixma.video.changes import BurstFilter, ChangeTracker, Decision
+from mixma.video.changes import BurstFilter, ChangeTracker, Decision, frame_thumbnail, rgb_thumbnail
 from mixma.video.compose import EmaCompositor, MeanCompositor, Placement, StrobeCompositor
-from mixma.video.convert import Size, output_size, thumbnail_from_rgb
+from mixma.video.convert import Size, output_size
 from mixma.video.mixed_config import ANALYSIS_FPS, THUMBNAIL, MixedConfig
 from mixma.video.reader import VideoReader
 from mixma.video.segments import Segmenter, budget_bound
@@ -149,9 +149,10 @@ def mixed_sample(
 
     aligning = config.mode == "strobe" and config.align
     compositor = make_compositor(config)
-    segmenter = Segmenter(num_frames, duration, budget_bound(config.max_action_sec, end - float(times[first]), num_frames),
-                          config.grid, compositor)
-    tracker, bursts, chain = ChangeTracker(config), BurstFilter(times, config.burst_sec), _Chain()
+    clip_duration = end - float(times[first])
+    segmenter = Segmenter(num_frames, duration, budget_bound(config.max_action_sec, clip_duration, num_frames),
+                          config.grid, compositor, short=clip_duration / (4 * num_frames))
+    tracker, bursts, chain = ChangeTracker(config, motion=aligning), BurstFilter(times, config.burst_sec), _Chain()
     estimator = MotionEstimator(width, height) if aligning else None
     pending: dict[int, tuple] = {}  # analysed frames waiting for their change decision
     changes: list[int] = []
@@ -173,7 +174,7 @@ def mixed_sample(
         side = MOTION_THUMBNAIL
         for decoded in video.stream(step=step, start=first, stop=stop, prefetch=PREFETCH):
             image = decoded.rgb((height, width))
-            thumb = thumbnail_from_rgb(image, side, side) if small else decoded.thumbnail((side, side))
+            thumb = rgb_thumbnail(image, side) if small else frame_thumbnail(decoded, side)
             tracked = tracker.push(decoded.index, thumb)
             motion = None
             if estimator is not None and previous is not None:

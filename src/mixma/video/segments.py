@@ -14,7 +14,8 @@ merged. Whenever the buffer overflows, the best adjacent pair is merged, ranked 
    duration / T)`: merges within it come first (the buffer holds 2T segments, so B / 2 leaves
    room for all of the video, and pieces that small can still be balanced at the end);
 3. within that length, a burst's inside first (flicker looks different from frame to frame, but
-   is one thing), then how alike the two look (the largest cell difference of their mean
+   is one thing), then slivers (a plain segment shorter than a quarter of `duration / T`), then
+   how alike the two look (the largest cell difference of their mean
    thumbnails, distances under `NOISE_FLOOR` levels counting as equal), then their combined
    length; past it, the merged length alone, shortest first.
 
@@ -70,15 +71,18 @@ class Segment:
         return self.thumb_sum / self.count
 
 
-def merge_key(a: Segment, b: Segment, duration: Callable[[int, int], float], limit: float, grid: int) -> tuple:
+def merge_key(a: Segment, b: Segment, duration: Callable[[int, int], float], limit: float, grid: int,
+              short: float = 0.0) -> tuple:
     """How early adjacent segments `a` and `b` should be merged (smallest first; see above)."""
     strength = _STRENGTH[b.boundary]
     length = duration(a.first, b.last)
     if length > limit:
-        return (strength, True, 0, length, 0.0)
+        return (strength, True, 0, 0, length, 0.0)
     distance = max(NOISE_FLOOR, change_score(a.thumb_mean, b.thumb_mean, grid))
     inside_burst = 0 if b.boundary == "burst" else 1  # a burst's inside goes first, whatever it looks like
-    return (strength, False, inside_burst, distance, float(a.count + b.count))
+    # a sliver between plain boundaries is not worth an output (brief events are not plain)
+    sliver = 0 if strength == 0 and min(duration(a.first, a.last), duration(b.first, b.last)) < short else 1
+    return (strength, False, inside_burst, sliver, distance, float(a.count + b.count))
 
 
 def is_strong(boundary: str) -> bool:
@@ -135,10 +139,14 @@ class Segmenter:
         bound: B, in seconds.
         grid: cells per side for segment distances.
         compositor: starts, extends and merges the segments' states.
+        short: a segment between plain boundaries shorter than this (seconds) is a sliver: its
+            merges go first among the plain ones within the length limit.
     """
 
-    def __init__(self, num_outputs: int, duration: Callable[[int, int], float], bound: float, grid: int, compositor):
+    def __init__(self, num_outputs: int, duration: Callable[[int, int], float], bound: float, grid: int, compositor,
+                 short: float = 0.0):
         self.num_outputs, self.duration, self.bound, self.grid = num_outputs, duration, bound, grid
+        self.short = short
         self.compositor = compositor
         self.capacity = 2 * num_outputs
         self.limit = bound / 2  # while streaming (see the module docstring)
@@ -168,7 +176,7 @@ class Segmenter:
             self._merge(min(range(len(self.keys)), key=self.keys.__getitem__))
 
     def _key(self, a: Segment, b: Segment) -> tuple:
-        return merge_key(a, b, self.duration, self.limit, self.grid)
+        return merge_key(a, b, self.duration, self.limit, self.grid, self.short)
 
     def _rekey(self) -> None:
         self.keys = [self._key(a, b) for a, b in zip(self.segments, self.segments[1:])]
@@ -187,163 +195,6 @@ class Segmenter:
 
     def _lengths(self) -> list[float]:
         return [self.duration(s.first, s.last) for s in self.segments]
-
-    def finish(self) -> list[tuple[int, str | None]]:
-        if self.open is not None:
-            self._settle(next_change=None)
-        return self._release()
-
-    def _settle(self, next_change: float | None) -> None:
-        here = float(self.times[self.open[0]])
-        if (self.open[1] == "event" and next_change is not None and self.before_open is not None
-                and here - self.before_open <= self.burst_sec and next_change - here <= self.burst_sec):
-            self.open[1] = "burst"
-        self.open = None
-
-    def _release(self) -> list[tuple[int, str | None]]:
-        out = []
-        while self.held and self.held[0] is not self.open:
-            index, kind = self.held.popleft()
-            out.append((index, kind))
-        return out
-
-
-@dataclass
-class Segment:
-    first: int  # source index of the first analysed frame
-    last: int  # source index of the last analysed frame
-    count: int  # analysed frames
-    thumb_sum: np.ndarray  # float32 [THUMBNAIL, THUMBNAIL, 3], YCbCr
-    boundary: Boundary  # what begins this segment
-    state: Any  # compositor state
-
-    @property
-    def thumb_mean(self) -> np.ndarray:
-        return self.thumb_sum / self.count
-
-
-def merge_key(a: Segment, b: Segment, duration: Callable[[int, int], float], limit: float, grid: int) -> tuple:
-    """How early adjacent segments `a` and `b` should be merged (smallest first; see above)."""
-    strength = _STRENGTH[b.boundary]
-    length = duration(a.first, b.last)
-    if length > limit:
-        return (strength, True, 0, length, 0.0)
-    distance = max(NOISE_FLOOR, change_score(a.thumb_mean, b.thumb_mean, grid))
-    inside_burst = 0 if b.boundary == "burst" else 1  # a burst's inside goes first, whatever it looks like
-    return (strength, False, inside_burst, distance, float(a.count + b.count))
-
-
-def is_strong(boundary: str) -> bool:
-    return _STRENGTH[boundary] > 0
-
-
-def fewest_outputs(lengths: Sequence[float], fixed: Sequence[bool], limit: float) -> int | None:
-    """The fewest outputs `lengths` can be merged into, each at most `limit` long.
-
-    Args:
-        lengths: consecutive pieces' durations.
-        fixed: `fixed[i]` says the boundary between pieces `i` and `i + 1` must stay.
-        limit: the longest an output may be.
-
-    Returns:
-        The count (greedy packing from the left, which is optimal), or None when a piece alone is
-        longer than `limit`.
-    """
-    count, current = 1, 0.0
-    for i, length in enumerate(lengths):
-        if length > limit:
-            return None
-        if i > 0 and (fixed[i - 1] or current + length > limit):
-            count, current = count + 1, 0.0
-        current += length
-    return count
-
-
-def best_limit(lengths: Sequence[float], fixed: Sequence[bool], target: int) -> float:
-    """The shortest `limit` with `fewest_outputs(lengths, fixed, limit) <= target`.
-
-    Returns inf when the fixed boundaries alone make more than `target` outputs.
-    """
-    if sum(fixed) + 1 > target:
-        return math.inf
-    low, high = max(lengths), float(sum(lengths))
-    if fewest_outputs(lengths, fixed, low) <= target:
-        return low
-    for _ in range(60):  # bisection to far below a frame's duration
-        middle = (low + high) / 2
-        if fewest_outputs(lengths, fixed, middle) <= target:
-            high = middle
-        else:
-            low = middle
-    return high
-
-
-class Segmenter:
-    """The online grouping described in the module docstring.
-
-    Args:
-        num_outputs: T.
-        duration: seconds from one analysed frame's start to another's end, `duration(first, last)`.
-        bound: B, in seconds.
-        grid: cells per side for segment distances.
-        compositor: starts, extends and merges the segments' states.
-    """
-
-    def __init__(self, num_outputs: int, duration: Callable[[int, int], float], bound: float, grid: int, compositor):
-        self.num_outputs, self.duration, self.bound, self.grid = num_outputs, duration, bound, grid
-        self.compositor = compositor
-        self.capacity = 2 * num_outputs
-        self.limit = bound / 2  # while streaming (see the module docstring)
-        self.segments: list[Segment] = []
-        self.keys: list[tuple] = []  # keys[i] ranks merging segments[i] with segments[i + 1]
-        self.open: Segment | None = None
-
-    def add(self, index: int, thumb: np.ndarray, image: np.ndarray, boundary: str | None, placement, atom_len: int) -> None:
-        """Add the next analysed frame; `boundary` is its change kind ("cut", "event", "burst") or None."""
-        seg = self.open
-        if seg is not None and boundary is None and seg.count < atom_len:
-            seg.last, seg.count = index, seg.count + 1
-            cv2.accumulate(thumb, seg.thumb_sum)
-            self.compositor.add(seg.state, image, placement)
-            return
-        if seg is not None:
-            self._close()
-        kind: Boundary = "start" if seg is None and not self.segments else (boundary or "split")
-        self.open = Segment(index, index, 1, thumb.astype(np.float32), kind, self.compositor.start(image, placement))
-
-    def _close(self) -> None:
-        self.segments.append(self.open)
-        self.open = None
-        if len(self.segments) > 1:
-            self.keys.append(self._key(self.segments[-2], self.segments[-1]))
-        while len(self.segments) > self.capacity:
-            self._merge(min(range(len(self.keys)), key=self.keys.__getitem__))
-
-    def _key(self, a: Segment, b: Segment) -> tuple:
-        return merge_key(a, b, self.duration, self.limit, self.grid)
-
-    def _rekey(self) -> None:
-        self.keys = [self._key(a, b) for a, b in zip(self.segments, self.segments[1:])]
-
-    def _merge(self, k: int) -> None:
-        segs, keys = self.segments, self.keys
-        a, b = segs[k], segs[k + 1]
-        segs[k] = Segment(a.first, b.last, a.count + b.count, a.thumb_sum + b.thumb_sum, a.boundary,
-                          self.compositor.merge(a.state, b.state))
-        del segs[k + 1], keys[k]
-        # only the pairs that touch the merged segment change
-        if k > 0:
-            keys[k - 1] = self._key(segs[k - 1], segs[k])
-        if k < len(keys):
-            keys[k] = self._key(segs[k], segs[k + 1])
-
-    def _lengths(self) -> list[float]:
-        starts = [self.duration(s.first, s.first) for s in self.segments]  # noqa: F841 - see below
-        segs = self.segments
-        # a segment lasts from its first frame to the next one's (the last: to its own end)
-        return [self.duration(a.first, b.first) - self.duration(b.first, b.first) for a, b in zip(segs, segs[1:])] + [
-            self.duration(segs[-1].first, segs[-1].last)
-        ]
 
     def finish(self) -> list[Segment]:
         if self.open is not None:
