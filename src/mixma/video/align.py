@@ -7,7 +7,7 @@ maps the current frame onto the previous one. `phase_shift(a, b)` returns `(dx, 
 
 How motion is estimated (`MotionEstimator`)
 -------------------------------------------
-1. Candidate shifts between the luma of two 64x64 thumbnails: the three highest peaks of their
+1. Candidate shifts between the luma of two 64x64 thumbnails: the two highest peaks of their
    phase correlation (`PhaseCorrelator`; the change detector computes it anyway, to score pans as
    pans), and the previous pair's shift, since pans are smooth. The one whose undoing leaves the
    smallest mean difference wins, and only if it beats the still camera clearly (`IMPROVEMENT`):
@@ -127,7 +127,7 @@ class PhaseCorrelator:
     computed once, and only when a shift is asked for (`skip` records an image without).
     """
 
-    def __init__(self, peaks: int = 3):
+    def __init__(self, peaks: int = 2):
         self.peaks = peaks
         self.previous: np.ndarray | None = None  # the last image
         self.spectrum: np.ndarray | None = None  # ... and its spectrum, once computed
@@ -189,18 +189,33 @@ def fit(prev: np.ndarray, cur: np.ndarray, cur_to_prev: np.ndarray) -> Fit:
     Less than `MIN_OVERLAP` of the picture overlapping is no fit at all (`Fit(inf, 1.0)`).
     """
     h, w = cur.shape
+    m = cur_to_prev
+    if m[2, 0] == 0 and m[2, 1] == 0 and m[0, 0] == 1 and m[1, 1] == 1 and m[0, 1] == 0 and m[1, 0] == 0:
+        return _fit_shift(prev, cur, float(m[0, 2]), float(m[1, 2]))
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP  # dst(x) = prev(M x): prev seen from cur
-    if np.allclose(cur_to_prev, IDENTITY):
-        diff = cv2.absdiff(prev, cur)
-        return Fit(float(diff.mean()), float((diff > MOVING_LEVEL).mean()))
-    warped = cv2.warpPerspective(prev, cur_to_prev, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    inside = cv2.warpPerspective(np.ones((h, w), np.uint8), cur_to_prev, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    warped = cv2.warpPerspective(prev, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpPerspective(np.ones((h, w), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     valid = inside.astype(bool)
-    overlap = int(valid.sum())
-    if overlap < MIN_OVERLAP * h * w:
+    if int(valid.sum()) < MIN_OVERLAP * h * w:
         return Fit(math.inf, 1.0)
     diff = cv2.absdiff(warped, cur)[valid]
     return Fit(float(diff.mean()), float((diff > MOVING_LEVEL).mean()))
+
+
+def _fit_shift(prev: np.ndarray, cur: np.ndarray, tx: float, ty: float) -> Fit:
+    """`fit` for a translation `x -> x + t`: an affine warp and a rectangle of overlap."""
+    h, w = cur.shape
+    if tx == 0 and ty == 0:
+        diff = cv2.absdiff(prev, cur)
+    else:
+        x0, x1 = math.ceil(max(0.0, -tx)), math.floor(min(w - 1.0, w - 1.0 - tx)) + 1  # where x + t lies inside
+        y0, y1 = math.ceil(max(0.0, -ty)), math.floor(min(h - 1.0, h - 1.0 - ty)) + 1
+        if (x1 - x0) * (y1 - y0) < MIN_OVERLAP * h * w:
+            return Fit(math.inf, 1.0)
+        shift = np.float32([[1, 0, tx], [0, 1, ty]])
+        warped = cv2.warpAffine(prev, shift, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        diff = cv2.absdiff(warped[y0:y1, x0:x1], cur[y0:y1, x0:x1])
+    return Fit(float(diff.mean()), float(np.count_nonzero(diff > MOVING_LEVEL)) / diff.size)
 
 
 def _clearly_better(error: float, than: float) -> bool:
@@ -291,9 +306,10 @@ class MotionEstimator:
         best, best_error = Motion(IDENTITY, "static", static.moving), static.error
         candidates = [(dx, dy) for dx, dy, _ in shifts] + ([self.last_shift] if self.last_shift else [])
         shift_fit, shift = None, None
-        for dx, dy in candidates:
-            if max(abs(dx), abs(dy)) < STATIC_SHIFT:
-                continue
+        for k, (dx, dy) in enumerate(candidates):
+            if max(abs(dx), abs(dy)) < STATIC_SHIFT or any(
+                    abs(dx - ox) < 0.25 and abs(dy - oy) < 0.25 for ox, oy in candidates[:k]):
+                continue  # no motion, or one already tried
             candidate = fit(prev_y, cur_y, translation(-dx, -dy))  # cur_to_prev undoes the content's shift
             if shift_fit is None or candidate.error < shift_fit.error:
                 shift_fit, shift = candidate, (dx, dy)
@@ -334,30 +350,45 @@ def warp_onto(image: np.ndarray, to_reference: np.ndarray, width: int, height: i
     Returns:
         `(warped uint8 [height, width, 3], valid bool [height, width])`.
     """
-    if np.allclose(to_reference, IDENTITY):
+    m = to_reference
+    if np.allclose(m, IDENTITY):
         return image, np.ones((height, width), bool)
+    if m[2, 0] == 0 and m[2, 1] == 0 and m[0, 0] == 1 and m[1, 1] == 1 and m[0, 1] == 0 and m[1, 0] == 0:
+        tx, ty = float(m[0, 2]), float(m[1, 2])  # a translation: an affine warp, a rectangle covered
+        warped = cv2.warpAffine(image, m[:2], (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        h, w = image.shape[:2]
+        valid = np.zeros((height, width), bool)
+        valid[max(0, math.ceil(ty)) : min(height, math.floor(h - 1 + ty) + 1),
+              max(0, math.ceil(tx)) : min(width, math.floor(w - 1 + tx) + 1)] = True
+        return warped, valid
     warped = cv2.warpPerspective(image, to_reference, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inside = cv2.warpPerspective(np.full(image.shape[:2], 255, np.uint8), to_reference, (width, height), flags=cv2.INTER_LINEAR)
     return warped, inside == 255  # only pixels fully inside: resampled edges blend the border in
 
 
-def refine_shift(reference: np.ndarray, warped: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def refine_shift(reference: np.ndarray, warped: np.ndarray, valid: np.ndarray,
+                 reference_grey: np.ndarray | None = None) -> np.ndarray:
     """A translation that moves `warped` onto `reference` where the chained estimate is off.
 
     Phase correlation of the two grey images at up to `REFINE_WIDTH` pixels; pixels the warped
     frame does not cover take the reference's values (so they pull towards no correction).
 
+    Args:
+        reference, warped: `uint8 [H, W, 3]` images of the same size.
+        valid: where `warped` covers the reference view.
+        reference_grey: `refine_grey(reference)`, when already computed for other frames.
+
     Returns:
         float64 `[3, 3]` to apply after the chained estimate (the identity when the correction
-        does not reduce the moving share of the picture).
+        does not reduce the difference clearly).
     """
     h, w = reference.shape[:2]
-    width = min(w, REFINE_WIDTH)
-    height = max(2, round(h * width / w))
-    ref = _grey(reference, width).astype(np.float32)
-    cur = _grey(warped, width)
-    cover = cv2.resize(valid.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
-    cur = np.where(cover, cur, ref).astype(np.float32)
+    ref = refine_grey(reference) if reference_grey is None else reference_grey
+    height, width = ref.shape
+    cur = _grey(warped, width).astype(np.float32)
+    if not valid.all():
+        cover = cv2.resize(valid.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+        cur = cv2.copyTo(cur, cover, ref.copy())
     dx, dy, _ = phase_shift(ref, cur)  # cur(x) ~ ref(x - d): move it back by -d
     if max(abs(dx), abs(dy)) < REFINE_SHIFT:
         return IDENTITY
@@ -367,3 +398,8 @@ def refine_shift(reference: np.ndarray, warped: np.ndarray, valid: np.ndarray) -
     if not _clearly_better(after.error, before.error):
         return IDENTITY
     return translation(-dx * w / width, -dy * h / height)
+
+
+def refine_grey(image: np.ndarray) -> np.ndarray:
+    """The grey image `refine_shift` compares, `float32`, at most `REFINE_WIDTH` wide."""
+    return _grey(image, min(image.shape[1], REFINE_WIDTH)).astype(np.float32)

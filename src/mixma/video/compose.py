@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from mixma.video.align import IDENTITY, refine_shift, warp_onto
+from mixma.video.align import IDENTITY, refine_grey, refine_shift, warp_onto
 
 COLLISION_GROWTH = 0.04  # strobe: masks grow by this share of the shorter side to find overlapping objects
 
@@ -226,6 +226,7 @@ class StrobeCompositor:
         to_ref = np.linalg.inv(placements[ref].to_chain)
         centre = np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
         out, valid, largest = [], [], 0.0
+        reference_grey = refine_grey(images[ref])
         for i, (image, placement) in enumerate(zip(images, placements)):
             if i == ref:
                 out.append(image)
@@ -234,7 +235,7 @@ class StrobeCompositor:
             # the chained estimate, then a correction of what its small errors add up to
             matrix = to_ref @ placement.to_chain
             warped, inside = warp_onto(image, matrix, w, h)
-            correction = refine_shift(images[ref], warped, inside)
+            correction = refine_shift(images[ref], warped, inside, reference_grey)
             if correction is not IDENTITY:
                 matrix = correction @ matrix
                 warped, inside = warp_onto(image, matrix, w, h)
@@ -247,7 +248,7 @@ class StrobeCompositor:
     def _paste(self, images: list[np.ndarray], valid: list[np.ndarray], aligned: bool, shift: float) -> Composite:
         ref = len(images) // 2
         # pixels a warped frame does not cover take the reference's, which covers everything
-        filled = [im if v.all() else np.where(v[..., None], im, images[ref]) for im, v in zip(images, valid)]
+        filled = [im if v.all() else cv2.copyTo(im, v.astype(np.uint8), images[ref].copy()) for im, v in zip(images, valid)]
         background = median_image(filled) if len(images) >= 3 else images[0].copy()
         picks = np.unique(np.rint(np.linspace(0, len(images) - 1, min(self.instances, len(images)))).astype(int))
         masks = [self._foreground(images[i], background, valid[i]) for i in picks]
