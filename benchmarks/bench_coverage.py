@@ -24,7 +24,9 @@ not show it):
   some output's median colour is nearest to that background's colour (among the six, within
   45 levels).
 
-Run: .venv/bin/python benchmarks/bench_coverage.py [--videos 200] [--katna-videos 60]
+With `--old-src DIR` (an earlier mixma's `src`), that version's MixedFrame is scored too.
+
+Run: .venv/bin/python benchmarks/bench_coverage.py [--videos 200] [--katna-videos 60] [--old-src DIR]
 """
 
 from __future__ import annotations
@@ -184,10 +186,33 @@ def outputs(method: str, path: Path, total: int, katna: dict | None) -> list[np.
         return list(video.read(indices))
 
 
+def earlier(src: str, videos: int) -> dict[str, dict[str, int]]:
+    """An earlier mixma's `mixed` (mean, strobe) on all videos, scored here, in a child process."""
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {src!r}); sys.path.insert(1, {str(Path(__file__).parent)!r})\n"
+        "import bench_coverage as b\n"
+        f"folder = b.ensure_benchmark({videos})\n"
+        "records = sorted([r for s in b.SPLITS for r in b.read_records(folder / f'{s}.jsonl')], key=lambda r: r.id)\n"
+        "out = {}\n"
+        "for mode in ('mean', 'strobe'):\n"
+        "    total = {}\n"
+        "    for r in records:\n"
+        "        frames = b.sample_frames(folder / r.video, b.T, 'mixed', mode=mode).frames\n"
+        "        for k, v in b.score(list(frames), r.meta).items():\n"
+        "            total[k] = total.get(k, 0) + v\n"
+        "    out[mode] = total\n"
+        "print(json.dumps(out))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=200)
     parser.add_argument("--katna-videos", type=int, default=60, help="Katna is slow: run it on the first N videos")
+    parser.add_argument("--old-src", help="also score an earlier mixma's MixedFrame (its src folder)")
     args = parser.parse_args()
     folder = ensure_benchmark(args.videos)
     records = [r for split in SPLITS for r in read_records(folder / f"{split}.jsonl")]
@@ -213,6 +238,10 @@ def main():
                 for key, value in counts.items():
                     bucket[key] = bucket.get(key, 0) + value
 
+    if args.old_src:
+        for mode, counts in earlier(args.old_src, args.videos).items():
+            methods.append(f"earlier mixed ({mode})")
+            totals[methods[-1]] = {"all": counts, "subset": {}}
     for part, label in (("all", f"all {len(records)} videos"), ("subset", f"the first {args.katna_videos} videos (Katna's)")):
         print(f"\n{label}, {T} outputs each")
         print(f"{'method':30s} {'event, own output':>18s} {'event shown':>12s} {'backgrounds seen':>17s}")

@@ -92,15 +92,6 @@ def old_version(src, path, step, repeats):
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def best_of(fn, repeats, *args):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def child(minutes, step, trace):
     """Run once in this (fresh) process and print its peak memory as JSON."""
     path = long_video(minutes)
@@ -134,13 +125,27 @@ def main():
     long_video(1)
     step = sample_frames(path, 32, "mixed", size=32).options["step"] if args.step is None else args.step
     print(f"video: {path.name}; mixed: 32 outputs, size 224, step {step}{' (default)' if args.step is None else ''}, mode mean (defaults otherwise)")
-    t_slice = best_of(bare_decode, args.repeats, path, "SLICE")
-    t_frame = best_of(bare_decode, args.repeats, path, "AUTO")
+    # interleaved rounds, best of each: the machine's load drifts during a run, and measuring one
+    # method after the other would hand the quiet minutes to whichever came last
+    methods = {
+        "slice": lambda: bare_decode(path, "SLICE"),
+        "frame": lambda: bare_decode(path, "AUTO"),
+        "ours": lambda: ours(path, args.step),
+        "fork": lambda: fork_procedure(path),
+        "strobe": lambda: ours(path, args.step, mode="strobe"),
+        "still": lambda: ours(path, args.step, mode="strobe", align=False),
+    }
+    best = {name: float("inf") for name in [*methods, "old mean", "old strobe"]}
+    for _ in range(args.repeats):
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+        if args.old_src:
+            old = old_version(args.old_src, path, args.step, 1)
+            best["old mean"], best["old strobe"] = min(best["old mean"], old["mean"]), min(best["old strobe"], old["strobe"])
+    t_slice, t_frame, t_ours, t_fork, t_strobe, t_still = (best[k] for k in methods)
     t_bare = min(t_slice, t_frame)
-    t_ours = best_of(ours, args.repeats, path, args.step)
-    t_fork = best_of(fork_procedure, max(1, args.repeats - 1), path)
-    t_strobe = best_of(lambda: ours(path, args.step, mode="strobe"), args.repeats)
-    t_still = best_of(lambda: ours(path, args.step, mode="strobe", align=False), args.repeats)
     print(f"bare decode, slice threads     {t_slice:8.2f} s")
     print(f"bare decode, frame threads     {t_frame:8.2f} s")
     print(f"mixed (ours)                   {t_ours:8.2f} s   {t_ours / t_bare:5.2f}x the faster bare decode (goal <= 1.5x)")
@@ -148,9 +153,8 @@ def main():
     print(f"strobe, align (default)        {t_strobe:8.2f} s   {t_strobe / t_still:5.2f}x strobe without alignment (goal <= 1.3x)")
     print(f"strobe, no align               {t_still:8.2f} s   {t_still / t_bare:5.2f}x the faster bare decode")
     if args.old_src:
-        old = old_version(args.old_src, path, args.step, args.repeats)
-        print(f"earlier mixed (mean)           {old['mean']:8.2f} s   ours is {t_ours / old['mean']:5.2f}x its time")
-        print(f"earlier mixed (strobe)         {old['strobe']:8.2f} s   ours with alignment is {t_strobe / old['strobe']:5.2f}x its time (goal <= 1.3x)")
+        print(f"earlier mixed (mean)           {best['old mean']:8.2f} s   ours is {t_ours / best['old mean']:5.2f}x its time")
+        print(f"earlier mixed (strobe)         {best['old strobe']:8.2f} s   ours with alignment is {t_strobe / best['old strobe']:5.2f}x its time (goal <= 1.3x)")
     for trace in (False, True):
         one, ten = measure_memory(1, args.step, trace), measure_memory(10, args.step, trace)
         key = "traced_mb" if trace else "rss_mb"

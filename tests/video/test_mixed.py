@@ -220,3 +220,14 @@ def test_the_calm_stretch_of_a_street_scene_is_covered(vtest):
     lengths = [(b - a + 1) / sample.info.fps for a, b in sample.spans]
     bound = max(5.0, sample.info.duration / 8)
     assert max(lengths) <= 2 * bound, lengths
+
+
+def test_options_are_validated_before_the_video_is_opened():
+    from mixma.video.mixed_config import MixedConfig
+
+    for bad in ({"mode": "auto"}, {"align": "yes"}, {"cut_fraction": 0}, {"burst_sec": -1}, {"size_cap": 1},
+                {"max_foreground": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MixedConfig(**bad)
+        with pytest.raises(ValueError):
+            sample_frames("no-such-file.mp4", 4, "mixed", **bad)

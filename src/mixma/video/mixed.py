@@ -33,7 +33,7 @@ capped at `size_cap` (720 by default), so a 4K video is composed, and returned, 
 Memory: the segment buffer holds `2 * num_frames` compositor states at the working size (per
 pixel: `mean` 12 bytes, `ema` 15, `strobe` up to 27), plus up to `RECENT + 1` analysed frames
 waiting for their change decision and a burst's worth more. At 32 outputs that is about 0.7 GB
-for `mean` and 1.6 GB for `strobe` at 1280x720, 60 MB / 140 MB at 398x224; never more for a
+for `mean` and 1.6 GB for `strobe` at 1280x720, 70 MB / 150 MB at 398x224; never more for a
 longer video.
 """
 
@@ -170,7 +170,8 @@ def mixed_sample(
     last_index = -1
     bar = tqdm(total=analysed, desc="mixed", unit="frame", disable=not progress, leave=False)
     with bar:
-        small = width * height <= 512 * 512  # thumbnails from the small output; else from the planes
+        # thumbnails from the output when it is small (but not smaller than they are); else from the planes
+        small = width * height <= 512 * 512 and min(width, height) >= MOTION_THUMBNAIL
         side = MOTION_THUMBNAIL
         for decoded in video.stream(step=step, start=first, stop=stop, prefetch=PREFETCH):
             image = decoded.rgb((height, width))
