@@ -30,7 +30,7 @@ HAS_SCENEDETECT = importlib.util.find_spec("scenedetect") is not None
 def scenedetect_cuts(path) -> list[int]:
     from scenedetect import ContentDetector, detect
 
-    return [scene[0].get_frames() for scene in detect(str(path), ContentDetector())[1:]]
+    return [scene[0].frame_num for scene in detect(str(path), ContentDetector())[1:]]
 
 
 def thumb_stream(seed: int, n: int) -> list[np.ndarray]:

@@ -88,7 +88,7 @@ def frames(
     }
     options = {k: v for k, v in given.items() if v is not None}
     if options and strategy is not Strategy.mixed:
-        flags = ", ".join("--" + k.replace("_", "-") for k in options)
+        flags = ", ".join("--align/--no-align" if k == "align" else "--" + k.replace("_", "-") for k in options)
         raise fail(f"{flags} {'applies' if len(options) == 1 else 'apply'} only to --strategy mixed")
     sample = sample_frames(
         video, num_frames, strategy.value, size=parse_size(size),

@@ -113,6 +113,54 @@ class _Chain:
         return Placement(index, self.id, self.to_chain)
 
 
+class _Pipeline:
+    """Analysed frames in, segments out: change decisions, bursts, camera placements, the budget.
+
+    Frames wait in `pending` until their change decision is out (up to `RECENT + 1` frames, and a
+    burst's worth more), then go to the segmenter in order.
+    """
+
+    def __init__(self, config: MixedConfig, num_frames: int, times: np.ndarray, duration, clip_duration: float,
+                 atom_len: int, width: int, height: int):
+        self.aligning = config.mode == "strobe" and config.align
+        self.compositor = make_compositor(config)
+        self.segmenter = Segmenter(num_frames, duration, budget_bound(config.max_action_sec, clip_duration, num_frames),
+                                   config.grid, self.compositor, short=clip_duration / (4 * num_frames))
+        self.tracker = ChangeTracker(config, motion=self.aligning)
+        self.bursts, self.chain = BurstFilter(times, config.burst_sec), _Chain()
+        self.estimator = MotionEstimator(width, height) if self.aligning else None
+        self.atom_len = atom_len
+        self.pending: dict[int, tuple] = {}  # analysed frames waiting for their change decision
+        self.changes: list[int] = []
+        self.previous = None  # (luma thumbnail, image) of the last analysed frame
+
+    def push(self, index: int, thumb: np.ndarray, image: np.ndarray) -> None:
+        tracked = self.tracker.push(index, thumb)
+        motion = None
+        if self.estimator is not None and self.previous is not None:
+            motion = self.estimator.estimate(self.previous[0], thumb[..., 0], tracked.shifts, self.previous[1], image)
+        self.previous = (thumb[..., 0], image)
+        self.pending[index] = (tracked.thumb, image, motion)
+        self._decided(tracked.decisions)
+
+    def finish(self) -> list:
+        self._decided(self.tracker.finish())
+        self._add(self.bursts.finish())
+        return self.segmenter.finish()
+
+    def _decided(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            if decision.kind is not None:
+                self.changes.append(decision.index)
+            self._add(self.bursts.push(decision))
+
+    def _add(self, released: list[tuple[int, str | None]]) -> None:
+        for index, kind in released:
+            thumb, image, motion = self.pending.pop(index)
+            placement = self.chain.place(index, kind, motion) if self.aligning else None
+            self.segmenter.add(index, thumb, image, kind, placement, self.atom_len)
+
+
 def mixed_sample(
     video: VideoReader,
     num_frames: int,
@@ -147,57 +195,28 @@ def mixed_sample(
     def duration(a: int, b: int) -> float:
         return min(float(times[b]) + span_tail, end) - float(times[a])
 
-    aligning = config.mode == "strobe" and config.align
-    compositor = make_compositor(config)
-    clip_duration = end - float(times[first])
-    segmenter = Segmenter(num_frames, duration, budget_bound(config.max_action_sec, clip_duration, num_frames),
-                          config.grid, compositor, short=clip_duration / (4 * num_frames))
-    tracker, bursts, chain = ChangeTracker(config, motion=aligning), BurstFilter(times, config.burst_sec), _Chain()
-    estimator = MotionEstimator(width, height) if aligning else None
-    pending: dict[int, tuple] = {}  # analysed frames waiting for their change decision
-    changes: list[int] = []
-    previous = None  # (luma thumbnail, image) of the last analysed frame
-
-    def feed(decisions: list[Decision]) -> None:
-        for decision in decisions:
-            if decision.kind is not None:
-                changes.append(decision.index)
-            for index, kind in bursts.push(decision):
-                thumb, image, motion = pending.pop(index)
-                placement = chain.place(index, kind, motion) if aligning else None
-                segmenter.add(index, thumb, image, kind, placement, atom_len)
-
+    pipeline = _Pipeline(config, num_frames, times, duration, end - float(times[first]), atom_len, width, height)
     last_index = -1
-    bar = tqdm(total=analysed, desc="mixed", unit="frame", disable=not progress, leave=False)
-    with bar:
-        # thumbnails from the output when it is small (but not smaller than they are); else from the planes
-        small = width * height <= 512 * 512 and min(width, height) >= MOTION_THUMBNAIL
-        side = MOTION_THUMBNAIL
+    # thumbnails from the output when it is small (but not smaller than they are); else from the planes
+    small = width * height <= 512 * 512 and min(width, height) >= MOTION_THUMBNAIL
+    with tqdm(total=analysed, desc="mixed", unit="frame", disable=not progress, leave=False) as bar:
         for decoded in video.stream(step=step, start=first, stop=stop, prefetch=PREFETCH):
             image = decoded.rgb((height, width))
-            thumb = rgb_thumbnail(image, side) if small else frame_thumbnail(decoded, side)
-            tracked = tracker.push(decoded.index, thumb)
-            motion = None
-            if estimator is not None and previous is not None:
-                motion = estimator.estimate(previous[0], thumb[..., 0], tracked.shifts, previous[1], image)
-            previous = (thumb[..., 0], image)
-            pending[decoded.index] = (tracked.thumb, image, motion)
-            feed(tracked.decisions)
+            pipeline.push(decoded.index, rgb_thumbnail(image) if small else frame_thumbnail(decoded), image)
             last_index = decoded.index
             bar.update()
-    feed(tracker.finish())
-    for index, kind in bursts.finish():
-        thumb, image, motion = pending.pop(index)
-        segmenter.add(index, thumb, image, kind, chain.place(index, kind, motion) if aligning else None, atom_len)
-    segments = segmenter.finish()
+    segments = pipeline.finish()
     if not segments:
         raise VideoError(video.path, "no frame could be decoded")
+    return _result(segments, pipeline, num_frames, times, min(stop - 1, last_index + step - 1), step)
 
-    # spans tile the video: frames between analysed ones belong to the segment before them
+
+def _result(segments, pipeline: _Pipeline, num_frames: int, times: np.ndarray, last: int, step: int) -> MixedResult:
+    """Render the segments; spans tile the video (frames between analysed ones belong to the
+    segment before them) up to `last`."""
     starts = [s.first for s in segments]
-    ends = [s - 1 for s in starts[1:]] + [min(stop - 1, last_index + step - 1)]
-    spans = list(zip(starts, ends))
-    composites = [compositor.render(s.state) for s in segments]
+    spans = list(zip(starts, [s - 1 for s in starts[1:]] + [last]))
+    composites = [pipeline.compositor.render(s.state) for s in segments]
     outputs = [
         OutputInfo(c.mode, s.boundary, s.count, c.aligned, c.fallback, round(c.camera_shift, 2), round(c.pasted, 4),
                    round(c.overlap, 4))
@@ -208,4 +227,4 @@ def mixed_sample(
         pick = np.rint(np.linspace(0, len(segments) - 1, num_frames)).astype(int)
         spans, images, outputs = [spans[i] for i in pick], [images[i] for i in pick], [outputs[i] for i in pick]
     centre_times = np.array([(times[a] + times[b]) / 2 for a, b in spans])
-    return MixedResult(np.stack(images), spans, centre_times, changes, step, outputs)
+    return MixedResult(np.stack(images), spans, centre_times, pipeline.changes, step, outputs)
