@@ -6,10 +6,14 @@ Baselines measured in the same run:
 - the MixMA-LMM fork's procedure, restated: every third frame converted to full-size RGB, its
   uint8 wrap-around change test, a running 0.5/0.5 `cv2.addWeighted` blend (streamed here; the
   fork itself loaded all sampled frames at once with decord, which needs ~4 GB for this video).
+Alignment: `mode="strobe"` with `align=True` (the default: camera motion estimated and undone)
+against `align=False`, both ours, same run; and, with `--old-src DIR` (a checkout of an earlier
+mixma's `src`, e.g. `git archive e511282 src | tar -x -C /tmp/old`), that version's `mixed` in the
+same modes, timed in a child process after its imports.
 Peak memory: the same `mixed` run on the 10-minute video and on a 1-minute one, each in a fresh
 process (peak RSS, and tracemalloc's peak of Python-side allocations).
 
-Run: .venv/bin/python benchmarks/bench_mixed.py [--repeats 3] [--step N]
+Run: .venv/bin/python benchmarks/bench_mixed.py [--repeats 3] [--step N] [--old-src DIR]
 """
 
 from __future__ import annotations
@@ -62,18 +66,30 @@ def fork_procedure(path, step=3, threshold=255 / 2, limit=24 * 5):
     return len(outputs)
 
 
-def ours(path, step):
-    options = {} if step is None else {"step": step}
+def ours(path, step, **options):
+    options.update({} if step is None else {"step": step})
     return sample_frames(path, 32, "mixed", size=224, **options)
 
 
-def best_of(fn, repeats, *args):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - start)
-    return min(times)
+def old_version(src, path, step, repeats):
+    """Best-of-`repeats` times of an earlier mixma's `mixed` (mean, strobe), in a child process."""
+    code = (
+        "import json, sys, time\n"
+        f"sys.path.insert(0, {str(src)!r})\n"
+        "from mixma import sample_frames\n"
+        f"options = {{}} if {step!r} is None else {{'step': {step!r}}}\n"
+        "out = {}\n"
+        "for mode in ('mean', 'strobe'):\n"
+        "    times = []\n"
+        f"    for _ in range({repeats}):\n"
+        "        start = time.perf_counter()\n"
+        f"        sample_frames({str(path)!r}, 32, 'mixed', size=224, mode=mode, **options)\n"
+        "        times.append(time.perf_counter() - start)\n"
+        "    out[mode] = min(times)\n"
+        "print(json.dumps(out))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def child(minutes, step, trace):
@@ -98,6 +114,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--step", type=int, default=None, help="analyse every STEP-th frame (default: mixma's, ~10 per second)")
+    parser.add_argument("--old-src", help="an earlier mixma's src folder, timed in the same run")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -108,15 +125,36 @@ def main():
     long_video(1)
     step = sample_frames(path, 32, "mixed", size=32).options["step"] if args.step is None else args.step
     print(f"video: {path.name}; mixed: 32 outputs, size 224, step {step}{' (default)' if args.step is None else ''}, mode mean (defaults otherwise)")
-    t_slice = best_of(bare_decode, args.repeats, path, "SLICE")
-    t_frame = best_of(bare_decode, args.repeats, path, "AUTO")
+    # interleaved rounds, best of each: the machine's load drifts during a run, and measuring one
+    # method after the other would hand the quiet minutes to whichever came last
+    methods = {
+        "slice": lambda: bare_decode(path, "SLICE"),
+        "frame": lambda: bare_decode(path, "AUTO"),
+        "ours": lambda: ours(path, args.step),
+        "fork": lambda: fork_procedure(path),
+        "strobe": lambda: ours(path, args.step, mode="strobe"),
+        "still": lambda: ours(path, args.step, mode="strobe", align=False),
+    }
+    best = {name: float("inf") for name in [*methods, "old mean", "old strobe"]}
+    for _ in range(args.repeats):
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+        if args.old_src:
+            old = old_version(args.old_src, path, args.step, 1)
+            best["old mean"], best["old strobe"] = min(best["old mean"], old["mean"]), min(best["old strobe"], old["strobe"])
+    t_slice, t_frame, t_ours, t_fork, t_strobe, t_still = (best[k] for k in methods)
     t_bare = min(t_slice, t_frame)
-    t_ours = best_of(ours, args.repeats, path, args.step)
-    t_fork = best_of(fork_procedure, max(1, args.repeats - 1), path)
     print(f"bare decode, slice threads     {t_slice:8.2f} s")
     print(f"bare decode, frame threads     {t_frame:8.2f} s")
     print(f"mixed (ours)                   {t_ours:8.2f} s   {t_ours / t_bare:5.2f}x the faster bare decode (goal <= 1.5x)")
     print(f"fork's procedure               {t_fork:8.2f} s   ours is {t_fork / t_ours:5.2f}x faster (goal >= 2x)")
+    print(f"strobe, align (default)        {t_strobe:8.2f} s   {t_strobe / t_still:5.2f}x strobe without alignment (goal <= 1.3x)")
+    print(f"strobe, no align               {t_still:8.2f} s   {t_still / t_bare:5.2f}x the faster bare decode")
+    if args.old_src:
+        print(f"earlier mixed (mean)           {best['old mean']:8.2f} s   ours is {t_ours / best['old mean']:5.2f}x its time")
+        print(f"earlier mixed (strobe)         {best['old strobe']:8.2f} s   ours with alignment is {t_strobe / best['old strobe']:5.2f}x its time (goal <= 1.3x)")
     for trace in (False, True):
         one, ten = measure_memory(1, args.step, trace), measure_memory(10, args.step, trace)
         key = "traced_mb" if trace else "rss_mb"

@@ -1,4 +1,5 @@
-"""Fixtures for the video tests: every kind of generated footage, written once per session."""
+"""Fixtures for the video tests: every kind of generated footage, written once per session, and
+OpenCV's sample videos where `make test` extracted them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import opencv_doc_clip
 from tests.video import footage
 
 
@@ -24,3 +26,9 @@ def footage_path(tmp_path_factory):
         return written[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def vtest() -> Path:
+    """A static camera over a street, 768x576, 10 fps, 795 frames (80 s), MS-MPEG4 in AVI."""
+    return opencv_doc_clip("vtest.avi")

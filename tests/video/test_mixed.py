@@ -1,53 +1,25 @@
-"""MixedFrame properties, each against an independent statement of what it should do."""
+"""MixedFrame end to end: properties of the outputs, each against an independent statement."""
 
 from __future__ import annotations
+
+import json
 
 import cv2
 import numpy as np
 import pytest
 
 from mixma import VideoReader, sample_frames
-from mixma.video.compose import EmaCompositor, MeanCompositor, StrobeCompositor
-from mixma.video.mixed import THUMBNAIL, MixedConfig, _Segmenter
+from mixma.video.export import save_sample
 from mixma.video.writer import write_video
-
-H, W = 96, 160
-
-
-def texture(seed: int, brightness: float = 0.0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    blurred = cv2.GaussianBlur(rng.uniform(0, 1, (H, W, 3)).astype(np.float32), (0, 0), 4)
-    base = 40 + 160 * (blurred - blurred.min()) / (blurred.max() - blurred.min())  # blobs over 40..200
-    return np.clip(base + brightness, 0, 255).astype(np.uint8)
-
-
-def drifting(image: np.ndarray, i: int) -> np.ndarray:
-    """Slow horizontal drift: one pixel every four frames."""
-    return np.roll(image, i // 4, axis=1)
-
-
-def shots_video(path, shots: list[tuple[int, float, int]], fps: float = 25) -> list[int]:
-    """Shots of (texture seed, brightness offset, length); returns the first frame of each shot."""
-    frames, starts = [], []
-    for seed, brightness, length in shots:
-        starts.append(len(frames))
-        image = texture(seed, brightness)
-        frames += [drifting(image, i) for i in range(length)]
-    write_video(path, frames, fps=fps, crf=12)
-    return starts
-
-
-def moving_square_video(path, length: int = 60, colour=(230, 20, 20)) -> list[int]:
-    """A 16x16 square crossing a static background; returns its x position in each frame."""
-    background = texture(7)
-    xs = [int(8 + i * (W - 32) / (length - 1)) for i in range(length)]
-    frames = []
-    for x in xs:
-        frame = background.copy()
-        frame[40:56, x : x + 16] = colour
-        frames.append(frame)
-    write_video(path, frames, fps=25, crf=10)
-    return xs
+from tests.video.videos import (
+    H,
+    W,
+    flicker_video,
+    moving_square_video,
+    pan_object_video,
+    shots_video,
+    texture,
+)
 
 
 def fork_darkening_score(frame: np.ndarray, mixed: np.ndarray) -> float:
@@ -115,27 +87,6 @@ def test_ema_with_alpha_one_half_is_the_forks_repeated_add_weighted(tmp_path):
             assert np.abs(composite.astype(int) - np.rint(blend)).max() <= 1
 
 
-@pytest.mark.parametrize("compositor", [MeanCompositor(), EmaCompositor(0.3), StrobeCompositor(keep=4)])
-def test_merged_states_equal_one_pass(compositor):
-    """Regrouping segments must give what one pass over the joined frames gives."""
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (8, 10, 3), dtype=np.uint8) for _ in range(9)]
-
-    def run(chunk):
-        state = compositor.start(chunk[0])
-        for f in chunk[1:]:
-            compositor.add(state, f)
-        return state
-
-    whole = compositor.render(run(frames))
-    merged = compositor.render(compositor.merge(compositor.merge(run(frames[:2]), run(frames[2:7])), run(frames[7:])))
-    if isinstance(compositor, StrobeCompositor):
-        # strobe keeps a thinned set of frames, so compare what it must always hold
-        assert merged.shape == whole.shape and np.array_equal(compositor.merge(run(frames[:2]), run(frames[2:])).last, frames[-1])
-    else:
-        assert np.abs(merged.astype(int) - whole.astype(int)).max() <= 1
-
-
 def test_strobe_keeps_a_moving_object_sharp(tmp_path):
     path = tmp_path / "square.mp4"
     xs = moving_square_video(path, colour=(230, 20, 20))
@@ -168,45 +119,12 @@ def test_max_action_is_in_seconds_whatever_the_frame_rate_and_step(tmp_path, fps
     assert max(durations) <= 0.5 + 1e-9, durations
 
 
-def test_a_merge_past_max_action_loses_to_any_merge_within_it():
-    """Atoms of 0.28, 0.28, 0.08 and 0.08 s; the first two are the most alike, but together they
-    would last 0.56 s > 0.5 s, so the merge that stays within the limit wins."""
-    config = MixedConfig(max_action_sec=0.5)
-    times = np.arange(18) / 25
-    segmenter = _Segmenter(config, num_outputs=3, times=times, frame_duration=0.04)
-    image = np.zeros((2, 2, 3), np.uint8)
-    # atoms: frames 0-6, 7-13, 14-15, 16-17; steps of 1 or 5 levels: none is a sudden change
-    levels = [100] * 7 + [101] * 7 + [106] * 2 + [111] * 2
-    for i, level in enumerate(levels):
-        thumb = np.full((THUMBNAIL, THUMBNAIL, 3), level, np.uint8)
-        segmenter.add(i, thumb, image, atom_len=7)
-    spans = [(s.first, s.last) for s in segmenter.finish()]
-    assert (0, 13) not in spans
-    assert len(spans) == 3 and max(b - a + 1 for a, b in spans) * 0.04 <= 0.5
-
-
 def test_when_forced_outputs_exceed_max_action_and_still_tile(tmp_path):
     path = tmp_path / "static.mp4"
     shots_video(path, [(5, 0, 200)])  # 8 s at 25 fps, no cuts
     sample = sample_frames(path, 4, "mixed", max_action_sec=0.5)  # 4 x 0.5 s < 8 s: forced
     assert len(sample) == 4 and sample.spans[0][0] == 0 and sample.spans[-1][1] == 199
     assert all(sample.spans[i][1] + 1 == sample.spans[i + 1][0] for i in range(3))
-
-
-def test_buffer_never_grows_with_video_length():
-    """Streaming: at most 2T segments are held, however many frames go by."""
-    config = MixedConfig()
-    rng = np.random.default_rng(0)
-    times = np.arange(20000) / 25
-    segmenter = _Segmenter(config, num_outputs=8, times=times, frame_duration=0.04)
-    image = np.zeros((4, 4, 3), np.uint8)
-    largest = 0
-    for i in range(20000):
-        thumb = rng.integers(0, 256, (THUMBNAIL, THUMBNAIL, 3), dtype=np.uint8) if i % 97 == 0 else np.zeros((THUMBNAIL, THUMBNAIL, 3), np.uint8)
-        segmenter.add(i, thumb, image, atom_len=50)
-        largest = max(largest, len(segmenter.segments))
-    assert largest <= 16
-    assert len(segmenter.finish()) == 8
 
 
 def test_real_clip_cuts_become_boundaries(bikes):
@@ -216,9 +134,11 @@ def test_real_clip_cuts_become_boundaries(bikes):
     assert set(cuts) <= {first for first, _ in every.spans}
     default = sample_frames(bikes, 12, "mixed", size=64)  # about 10 analysed frames per second
     step = default.options["step"]
-    assert step == 2 and len(default) == 12 and len(default.changes) < 12  # so no change is merged across
-    starts = [first for first, _ in default.spans]
-    assert all(any(0 <= s - cut < step for s in starts) for cut in cuts)  # at the first analysed frame after each cut
+    assert step == 2 and len(default) == 12
+    starts = {first: output.starts_at for (first, _), output in zip(default.spans, default.outputs)}
+    for cut in cuts:  # at the first analysed frame after each cut, and known as a cut
+        (start,) = [s for s in starts if 0 <= s - cut < step]
+        assert starts[start] == "cut"
 
 
 def test_times_are_span_centres(tmp_path):
@@ -227,3 +147,87 @@ def test_times_are_span_centres(tmp_path):
     sample = sample_frames(path, 2, "mixed")
     assert sample.spans == [(0, 49), (50, 99)]
     np.testing.assert_allclose(sample.times, [49 / 2 / 25, (50 + 99) / 2 / 25])
+
+
+def test_strobe_on_a_pan_aligns_and_pastes_the_moving_object(tmp_path):
+    """The camera pans over a scene while a red square crosses the picture: with alignment the
+    action shot's background is the scene itself and the square appears several times, sharp."""
+    path = tmp_path / "pan.mp4"
+    scene, offsets, xs = pan_object_video(path)
+    sample = sample_frames(path, 1, "mixed", mode="strobe", max_action_sec=10)
+    (output,) = sample.outputs
+    assert output.mode == "strobe" and output.aligned and output.fallback is None
+    image = sample.frames[0].astype(int)
+    # which view is it? the scene offset that matches the picture best, away from the square's rows
+    rows = np.r_[0:36, 58:H]
+    errors = [np.abs(image[rows] - scene[rows, x0 : x0 + W].astype(int)).mean() for x0 in range(scene.shape[1] - W)]
+    x0 = int(np.argmin(errors))
+    assert errors[x0] < 4  # the background is the scene, sharp: no smear, no patchwork
+    red = np.array([230, 30, 30])
+    world = [x + o - x0 for x, o in zip(xs, offsets)]  # the square's true positions, seen from that view
+    shown = [x for x in world if 0 <= x <= W - 14 and np.abs(image[42:52, x + 2 : x + 12] - red).mean() < 40]
+    assert len({round(x / 14) for x in shown}) >= 2  # at two or more separate true positions
+
+    without = sample_frames(path, 1, "mixed", mode="strobe", align=False, max_action_sec=10)
+    assert without.outputs[0].mode == "mean"  # every pixel moves: no action shot without alignment
+    assert not without.outputs[0].aligned
+
+
+def test_outputs_say_what_they_did_and_frames_json_records_it(tmp_path):
+    path = tmp_path / "shots.mp4"
+    starts = shots_video(path, [(1, 0, 50), (2, 0, 50)])
+    sample = sample_frames(path, 3, "mixed", mode="strobe")
+    assert len(sample.outputs) == 3
+    assert [o.starts_at for o in sample.outputs][0] == "start"
+    assert {"cut"} <= {o.starts_at for o in sample.outputs} and sample.spans[1][0] == starts[1] or sample.spans[2][0] == starts[1]
+    assert all(o.mode in ("strobe", "mean") and o.analysed >= 1 for o in sample.outputs)
+    written = save_sample(sample, tmp_path / "out")
+    on_disk = json.loads((tmp_path / "out" / "frames.json").read_text())
+    assert on_disk == written
+    for entry, output in zip(on_disk["frames"], sample.outputs):
+        assert entry["mode"] == output.mode and entry["aligned"] == output.aligned
+        assert entry["starts_at"] == output.starts_at and entry["fallback"] == output.fallback
+    uniform = save_sample(sample_frames(path, 3), tmp_path / "uniform")
+    assert set(uniform["frames"][0]) == {"span", "time", "file"}  # other strategies: as before
+
+
+def test_a_large_video_is_composed_at_the_working_size(tmp_path):
+    """1080p in, no size asked: the segment states (and outputs) are at 720p, not 1080p."""
+    path = tmp_path / "big.mp4"
+    big = cv2.resize(texture(4), (1920, 1080))
+    write_video(path, [np.roll(big, 8 * i, axis=1) for i in range(12)], fps=25, preset="ultrafast")
+    sample = sample_frames(path, 2, "mixed", mode="strobe")
+    assert sample.frames.shape[1:3] == (720, 1280)
+    full = sample_frames(path, 2, "mixed", size_cap=None)
+    assert full.frames.shape[1:3] == (1080, 1920)
+    asked = sample_frames(path, 2, "mixed", size=(540, 960))
+    assert asked.frames.shape[1:3] == (540, 960)
+
+
+def test_a_flicker_burst_gets_one_output_not_several(tmp_path):
+    path = tmp_path / "flicker.mp4"
+    start, stop = flicker_video(path)  # 6 s, flicker over 0.5 s in the middle
+    sample = sample_frames(path, 6, "mixed", step=1)
+    inside = [a for a, _ in sample.spans if start < a < stop - 1]
+    assert inside == []  # no output begins inside the burst
+    lengths = [(b - a + 1) / 25 for a, b in sample.spans]
+    assert max(lengths) <= 2.5  # and the rest of the budget covers the calm parts
+
+
+def test_the_calm_stretch_of_a_street_scene_is_covered(vtest):
+    """vtest.avi (80 s, static camera): before, 8 outputs left its last 32 s to one of them."""
+    sample = sample_frames(vtest, 8, "mixed", size=96)
+    lengths = [(b - a + 1) / sample.info.fps for a, b in sample.spans]
+    bound = max(5.0, sample.info.duration / 8)
+    assert max(lengths) <= 2 * bound, lengths
+
+
+def test_options_are_validated_before_the_video_is_opened():
+    from mixma.video.mixed_config import MixedConfig
+
+    for bad in ({"mode": "auto"}, {"align": "yes"}, {"cut_fraction": 0}, {"burst_sec": -1}, {"size_cap": 1},
+                {"max_foreground": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MixedConfig(**bad)
+        with pytest.raises(ValueError):
+            sample_frames("no-such-file.mp4", 4, "mixed", **bad)

@@ -3,211 +3,162 @@
 The idea comes from the MixMA-LMM fork of MA-LMM: instead of T frames at `linspace` positions,
 split the video where the picture changes suddenly and compose each segment into one "action shot"
 frame, so brief actions between sample points are not lost. This implementation keeps the idea
-and fixes its semantics (see `research/malmm.md` §6):
+and fixes its semantics (see `research/malmm.md` §6). The parts, each in its own module:
 
-- A sudden change is scored with absolute differences, so it is caught whether the picture gets
-  brighter or darker (the fork's uint8 `mean(f - m)` wraps around and only sees darkening). Frames
-  are compared as 32x32 YCbCr thumbnails: each pixel's difference is its largest absolute channel
-  difference (so a change of colour at equal brightness counts too), and the score of a frame is
-  the largest mean difference from the previous analysed frame over the cells of a `grid x grid`
-  split, on a 0..255 scale, so a cut (every cell changes) and a brief local event (one cell
-  changes a lot) both register. A change
-  is *sudden* when its score is at least `change_threshold` and at least `change_ratio` times the
-  median score of the previous 8 analysed frames (the threshold itself stands in for that median
-  over the first three): in busy footage (traffic, a panning camera) every frame differs from the
-  last, and only spikes above that level are cuts or events.
-- The longest span a segment starts with is `max_action_sec` seconds, not a number of sampled
-  frames.
-- `mean` is a true long exposure; `ema` is the fork's recency-weighted trail; `strobe` is an
-  action shot (see `mixma.video.compose`).
-- Exactly `num_frames` outputs whatever the number of changes.
+- **Sudden changes** (`mixma.video.changes`): cuts, recognised as most cells of a grid changing
+  together, and brief local events, a cell jumping above its own baseline; pans are scored with
+  the camera's shift undone, busy regions have busy baselines of their own, and the first frames
+  are judged like the rest.
+- **The budget** (`mixma.video.segments`): analysed frames are grouped into segments and the most
+  alike neighbours merged until exactly `num_frames` remain; cuts and brief events keep their
+  own outputs, bursts of changes do not, and no stretch much longer than
+  `B = max(max_action_sec, duration / num_frames)` goes without an output of its own unless cuts
+  and events use up the budget (the exact guarantee is in that module's docstring).
+- **Camera motion** (`mixma.video.align`): for `strobe` with `align`, the camera's motion between
+  analysed frames is estimated (a shift by phase correlation, a homography from ORB features
+  where a shift does not fit) and chained, so each segment's frames can be aligned to its
+  reference view.
+- **Composition** (`mixma.video.compose`): `mean` is a true long exposure, `ema` the fork's
+  recency-weighted trail, `strobe` an action shot that falls back to `mean` (and says why) where
+  the camera's motion is lost or most of the picture moves.
 
-How the segments are found
---------------------------
+How a video is read
+-------------------
 Every `step`-th frame is analysed (by default about 10 per second; frames in between are not
-converted, and those no other frame references are not even decoded). Decoding runs a few frames
-ahead in a background thread, overlapping the composition. Analysed frames are grouped into short *atoms*: an atom ends at
-a sudden change or when it reaches a length cap (at most `max_action_sec`, and short enough that
-there are at least `4 * num_frames` atoms). Atoms are kept in a buffer of `2 * num_frames`
-segments, each with a thumbnail sum and a compositor state that can be merged. Whenever the buffer
-overflows, and at the end until `num_frames` remain, the best adjacent pair is merged, compared by
+converted, and those no other frame references are not even decoded), in a background thread a
+few frames ahead of the composition. Each analysed frame is converted once, at the *working
+size*: the requested output size, or with `size=None` the source size with its shorter side
+capped at `size_cap` (720 by default), so a 4K video is composed, and returned, at 720p.
 
-1. whether the boundary between them is a sudden change (those are merged last),
-2. whether the merged segment would exceed `max_action_sec` (those are merged later),
-3. the distance between their mean thumbnails (the change score above), smallest first, where
-   distances under `NOISE_FLOOR` levels count as equal,
-4. their combined length, shortest first (so a static video splits into balanced segments).
-
-So with fewer sudden changes than outputs, no output blends across a change, and an output spans
-more than `max_action_sec` only when no other merge is left (always the case when
-`num_frames * max_action_sec` is less than the video's duration). Because atoms are
-sized from the frame count, there are always at least as many atoms as outputs and no segment ever
-needs splitting; a video with fewer frames than outputs repeats outputs. Memory is bounded by the
-buffer (`2 * num_frames` compositor states at the output size), not by the video's length.
+Memory: the segment buffer holds `2 * num_frames` compositor states at the working size (per
+pixel: `mean` 12 bytes, `ema` 15, `strobe` up to 27), plus up to `RECENT + 1` analysed frames
+waiting for their change decision and a burst's worth more. At 32 outputs that is about 0.7 GB
+for `mean` and 1.6 GB for `strobe` at 1280x720, 70 MB / 150 MB at 398x224; never more for a
+longer video.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
 from mixma.errors import VideoError
-from mixma.video.compose import EmaCompositor, MeanCompositor, StrobeCompositor
-from mixma.video.convert import Size, output_size, thumbnail_from_rgb
+from mixma.video.align import IDENTITY, MOTION_THUMBNAIL, Motion, MotionEstimator
+from mixma.video.changes import BurstFilter, ChangeTracker, Decision, frame_thumbnail, rgb_thumbnail
+from mixma.video.compose import EmaCompositor, MeanCompositor, Placement, StrobeCompositor
+from mixma.video.convert import Size, output_size
+from mixma.video.mixed_config import ANALYSIS_FPS, THUMBNAIL, MixedConfig
 from mixma.video.reader import VideoReader
+from mixma.video.segments import Segmenter, budget_bound
 
-THUMBNAIL = 32  # side of the square YCbCr thumbnail used for change scores and similarity
-RECENT = 8  # analysed frames whose median score is the baseline for a sudden change
-ANALYSIS_FPS = 10.0  # default analysis rate: plenty for segments, and a 3-frame event at 30 fps still shows
+__all__ = ["MixedConfig", "MixedResult", "OutputInfo", "THUMBNAIL", "mixed_sample", "working_size"]
+
 PREFETCH = 8  # frames decoded ahead, in a background thread, while one is composed
-NOISE_FLOOR = 2.0  # segment distances below this many levels are compression noise
 
 
 @dataclass(frozen=True)
-class MixedConfig:
-    """MixedFrame options; every default lives here."""
+class OutputInfo:
+    """What one MixedFrame output did (written to `frames.json` by `mixma frames`)."""
 
-    mode: str = "mean"  # mean | ema | strobe
-    change_threshold: float = 12.0  # least change score (0..255 levels) that can be sudden
-    change_ratio: float = 3.0  # ... and how far it must exceed the recent median score
-    max_action_sec: float = 5.0  # longest span a segment starts with, in seconds
-    step: int | None = None  # analyse every step-th frame; None: about ANALYSIS_FPS frames per second
-    alpha: float = 0.5  # ema: weight of the newest frame (0.5 = the fork's addWeighted)
-    instances: int = 4  # strobe: frames whose moving foreground is pasted
-    fg_threshold: float = 30.0  # strobe: difference from the background that counts as foreground
-    grid: int = 4  # change score: cells per side of the thumbnail
-
-    def __post_init__(self):
-        if self.mode not in ("mean", "ema", "strobe"):
-            raise ValueError(f"mode must be one of mean, ema, strobe; got {self.mode!r}")
-        if self.step is not None and self.step < 1:
-            raise ValueError(f"step must be >= 1, got {self.step}")
-        if self.max_action_sec <= 0:
-            raise ValueError(f"max_action_sec must be positive, got {self.max_action_sec}")
-        if self.change_threshold < 0 or self.change_ratio < 0:
-            raise ValueError("change_threshold and change_ratio must be >= 0")
-        if not 0 < self.alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
-        if self.instances < 1:
-            raise ValueError(f"instances must be >= 1, got {self.instances}")
-        if self.fg_threshold < 0:
-            raise ValueError(f"fg_threshold must be >= 0, got {self.fg_threshold}")
-        if self.grid < 1 or THUMBNAIL % self.grid:
-            raise ValueError(f"grid must divide {THUMBNAIL}, got {self.grid}")
-
-    def compositor(self):
-        if self.mode == "mean":
-            return MeanCompositor()
-        if self.mode == "ema":
-            return EmaCompositor(self.alpha)
-        return StrobeCompositor(self.instances, self.fg_threshold)
+    mode: str  # how it was composed: mean | ema | strobe (a strobe that fell back says mean)
+    starts_at: str  # what begins its span: start | cut | event | burst | split (a length or budget split)
+    analysed: int  # analysed frames composed into it
+    aligned: bool = False  # strobe: frames were warped onto the reference view (the camera moved)
+    fallback: str | None = None  # strobe: why the mean was used instead
+    camera_shift: float = 0.0  # strobe: the largest move of the picture from the reference view, in pixels
+    pasted: float = 0.0  # strobe: share of the picture pasted from the instances
+    overlap: float = 0.0  # strobe: share of the pasted area where instances overlap (shown from the latest alone)
 
 
-def change_score(a: np.ndarray, b: np.ndarray, grid: int) -> float:
-    """Largest per-cell mean of per-pixel differences between two YCbCr thumbnails (0..255).
+@dataclass(frozen=True)
+class MixedResult:
+    frames: np.ndarray  # uint8 [T, H, W, 3] at the working size
+    spans: list[tuple[int, int]]
+    times: np.ndarray  # float64 [T], span centres
+    changes: list[int]  # source frames of every sudden change (cuts and events)
+    step: int
+    outputs: list[OutputInfo]
 
-    A pixel's difference is its largest absolute channel difference. Works on uint8 frame
-    thumbnails and on float32 segment means alike.
+
+def working_size(size: Size, width: int, height: int, cap: int | None) -> tuple[int, int]:
+    """`(width, height)` MixedFrame composes at: `size` if given, else the source capped at `cap`."""
+    if size is not None or cap is None or min(width, height) <= cap:
+        return output_size(size, width, height)
+    return output_size(cap, width, height)
+
+
+def make_compositor(config: MixedConfig):
+    if config.mode == "mean":
+        return MeanCompositor()
+    if config.mode == "ema":
+        return EmaCompositor(config.alpha)
+    return StrobeCompositor(config.instances, config.fg_threshold, align=config.align, max_foreground=config.max_foreground)
+
+
+class _Chain:
+    """Chains pairwise camera motions into placements; breaks at cuts and lost motion."""
+
+    def __init__(self):
+        self.id, self.to_chain = -1, None
+
+    def place(self, index: int, kind: str | None, motion: Motion | None) -> Placement:
+        if self.to_chain is None or kind == "cut" or motion is None or not motion.ok:
+            broken = None if self.to_chain is None else ("cut" if kind == "cut" else "lost")
+            self.id, self.to_chain = self.id + 1, IDENTITY
+            return Placement(index, self.id, self.to_chain, broken)
+        self.to_chain = self.to_chain @ motion.cur_to_prev  # this frame -> previous -> ... -> chain start
+        return Placement(index, self.id, self.to_chain)
+
+
+class _Pipeline:
+    """Analysed frames in, segments out: change decisions, bursts, camera placements, the budget.
+
+    Frames wait in `pending` until their change decision is out (up to `RECENT + 1` frames, and a
+    burst's worth more), then go to the segmenter in order.
     """
-    per_pixel = cv2.absdiff(a, b).max(axis=2).astype(np.float32)
-    cells = cv2.resize(per_pixel, (grid, grid), interpolation=cv2.INTER_AREA)  # exact cell means
-    return float(cells.max())
 
-
-@dataclass
-class _Segment:
-    first: int  # source index of the first analysed frame
-    last: int  # source index of the last analysed frame
-    count: int  # analysed frames
-    thumb_sum: np.ndarray  # float32 [THUMBNAIL, THUMBNAIL, 3], YCbCr
-    after_change: bool  # the boundary before this segment is a sudden change
-    state: Any  # compositor state
-
-    @property
-    def thumb_mean(self) -> np.ndarray:
-        return self.thumb_sum / self.count
-
-
-class _Segmenter:
-    """The online grouping described in the module docstring."""
-
-    def __init__(self, config: MixedConfig, num_outputs: int, times: np.ndarray, frame_duration: float):
-        self.config, self.num_outputs = config, num_outputs
-        self.times, self.frame_duration = times, frame_duration
-        self.compositor = config.compositor()
-        self.capacity = 2 * num_outputs
-        self.segments: list[_Segment] = []
-        self.keys: list[tuple] = []  # merge ranking of each adjacent pair of segments
+    def __init__(self, config: MixedConfig, num_frames: int, times: np.ndarray, duration, clip_duration: float,
+                 atom_len: int, width: int, height: int):
+        self.aligning = config.mode == "strobe" and config.align
+        self.compositor = make_compositor(config)
+        self.segmenter = Segmenter(num_frames, duration, budget_bound(config.max_action_sec, clip_duration, num_frames),
+                                   config.grid, self.compositor, short=clip_duration / (4 * num_frames))
+        self.tracker = ChangeTracker(config, motion=self.aligning)
+        self.bursts, self.chain = BurstFilter(times, config.burst_sec), _Chain()
+        self.estimator = MotionEstimator(width, height) if self.aligning else None
+        self.atom_len = atom_len
+        self.pending: dict[int, tuple] = {}  # analysed frames waiting for their change decision
         self.changes: list[int] = []
-        self.open: _Segment | None = None
-        self.previous_thumb: np.ndarray | None = None
-        self.recent_scores: deque[float] = deque(maxlen=RECENT)
+        self.previous = None  # (luma thumbnail, image) of the last analysed frame
 
-    def duration(self, first: int, last: int) -> float:
-        return float(self.times[last] - self.times[first]) + self.frame_duration
+    def push(self, index: int, thumb: np.ndarray, image: np.ndarray) -> None:
+        tracked = self.tracker.push(index, thumb)
+        motion = None
+        if self.estimator is not None and self.previous is not None:
+            motion = self.estimator.estimate(self.previous[0], thumb[..., 0], tracked.shifts, self.previous[1], image)
+        self.previous = (thumb[..., 0], image)
+        self.pending[index] = (tracked.thumb, image, motion)
+        self._decided(tracked.decisions)
 
-    def add(self, index: int, thumb: np.ndarray, image: np.ndarray, atom_len: int) -> None:
-        changed = False
-        if self.previous_thumb is not None:
-            score = change_score(thumb, self.previous_thumb, self.config.grid)
-            # the first frames have no history: until they do, judge against the threshold itself
-            known = len(self.recent_scores) >= 3
-            baseline = float(np.median(self.recent_scores)) if known else self.config.change_threshold
-            changed = score >= self.config.change_threshold and score >= self.config.change_ratio * baseline
-            self.recent_scores.append(score)
-            if changed:
-                self.changes.append(index)
-        self.previous_thumb = thumb
-        seg = self.open
-        if seg is not None and not changed and seg.count < atom_len:
-            seg.last, seg.count = index, seg.count + 1
-            cv2.accumulate(thumb, seg.thumb_sum)
-            self.compositor.add(seg.state, image)
-            return
-        if seg is not None:
-            self._close()
-        self.open = _Segment(index, index, 1, thumb.astype(np.float32), changed, self.compositor.start(image))
+    def finish(self) -> list:
+        self._decided(self.tracker.finish())
+        self._add(self.bursts.finish())
+        return self.segmenter.finish()
 
-    def _close(self) -> None:
-        self.segments.append(self.open)
-        self.open = None
-        if len(self.segments) > 1:
-            self.keys.append(self._merge_key(self.segments[-2], self.segments[-1]))
-        while len(self.segments) > self.capacity:
-            self._merge_best()
+    def _decided(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            if decision.kind is not None:
+                self.changes.append(decision.index)
+            self._add(self.bursts.push(decision))
 
-    def _merge_key(self, a: _Segment, b: _Segment) -> tuple:
-        too_long = self.duration(a.first, b.last) > self.config.max_action_sec
-        distance = max(NOISE_FLOOR, change_score(a.thumb_mean, b.thumb_mean, self.config.grid))
-        return (b.after_change, too_long, distance, a.count + b.count)
-
-    def _merge_best(self) -> None:
-        segs, keys = self.segments, self.keys  # keys[i] ranks merging segs[i] with segs[i + 1]
-        k = min(range(len(keys)), key=keys.__getitem__)
-        a, b = segs[k], segs[k + 1]
-        segs[k] = _Segment(
-            a.first, b.last, a.count + b.count, a.thumb_sum + b.thumb_sum, a.after_change,
-            self.compositor.merge(a.state, b.state),
-        )
-        del segs[k + 1], keys[k]
-        # only the pairs that touch the merged segment change
-        if k > 0:
-            keys[k - 1] = self._merge_key(segs[k - 1], segs[k])
-        if k < len(keys):
-            keys[k] = self._merge_key(segs[k], segs[k + 1])
-
-    def finish(self) -> list[_Segment]:
-        if self.open is not None:
-            self._close()
-        while len(self.segments) > self.num_outputs:
-            self._merge_best()
-        return self.segments
+    def _add(self, released: list[tuple[int, str | None]]) -> None:
+        for index, kind in released:
+            thumb, image, motion = self.pending.pop(index)
+            placement = self.chain.place(index, kind, motion) if self.aligning else None
+            self.segmenter.add(index, thumb, image, kind, placement, self.atom_len)
 
 
 def mixed_sample(
@@ -218,44 +169,62 @@ def mixed_sample(
     progress: bool = False,
     first: int = 0,
     stop: int | None = None,
-) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray, list[int], int]:
+) -> MixedResult:
     """Run MixedFrame over an open video (or its frames `[first, stop)`).
 
     Returns:
-        frames `uint8 [T, H, W, 3]`, spans (first, last) per output, centre times `[T]`, the frame
-        indices where sudden changes were detected, and the step actually used.
+        A `MixedResult`: frames, spans `(first, last)` per output, centre times, the frames where
+        sudden changes were detected, the step used and what each output did.
+
+    Raises:
+        VideoError: no frame could be decoded.
     """
     stop = video.num_frames if stop is None else stop
     n = stop - first
     step = config.step if config.step is not None else max(1, round(video.fps / ANALYSIS_FPS))
     step = max(1, min(step, n // num_frames))  # keep at least num_frames analysed frames
     analysed = math.ceil(n / step)
-    max_action = max(1, round(config.max_action_sec * video.fps / step))
+    max_action = max(1, math.floor(config.max_action_sec * video.fps / step + 1e-9))
     atom_len = max(1, min(max_action, analysed // (4 * num_frames)))
-    width, height = output_size(size, video.info.width, video.info.height)
+    width, height = working_size(size, video.info.width, video.info.height, config.size_cap)
 
-    segmenter = _Segmenter(config, num_frames, video.times, 1.0 / video.fps)
+    times = video.times
+    end = float(times[stop - 1]) + 1.0 / video.fps
+    span_tail = step / video.fps  # an analysed frame stands for `step` source frames
+
+    def duration(a: int, b: int) -> float:
+        return min(float(times[b]) + span_tail, end) - float(times[a])
+
+    pipeline = _Pipeline(config, num_frames, times, duration, end - float(times[first]), atom_len, width, height)
     last_index = -1
-    bar = tqdm(total=analysed, desc="mixed", unit="frame", disable=not progress, leave=False)
-    with bar:
-        small = width * height <= 512 * 512  # thumbnails from the small output; else from the planes
+    # thumbnails from the output when it is small (but not smaller than they are); else from the planes
+    small = width * height <= 512 * 512 and min(width, height) >= MOTION_THUMBNAIL
+    with tqdm(total=analysed, desc="mixed", unit="frame", disable=not progress, leave=False) as bar:
         for decoded in video.stream(step=step, start=first, stop=stop, prefetch=PREFETCH):
             image = decoded.rgb((height, width))
-            thumb = thumbnail_from_rgb(image, THUMBNAIL, THUMBNAIL) if small else decoded.thumbnail((THUMBNAIL, THUMBNAIL))
-            segmenter.add(decoded.index, thumb, image, atom_len)
+            pipeline.push(decoded.index, rgb_thumbnail(image) if small else frame_thumbnail(decoded), image)
             last_index = decoded.index
             bar.update()
-    segments = segmenter.finish()
+    segments = pipeline.finish()
     if not segments:
         raise VideoError(video.path, "no frame could be decoded")
+    return _result(segments, pipeline, num_frames, times, min(stop - 1, last_index + step - 1), step)
 
-    # spans tile the video: frames between analysed ones belong to the segment before them
+
+def _result(segments, pipeline: _Pipeline, num_frames: int, times: np.ndarray, last: int, step: int) -> MixedResult:
+    """Render the segments; spans tile the video (frames between analysed ones belong to the
+    segment before them) up to `last`."""
     starts = [s.first for s in segments]
-    ends = [s - 1 for s in starts[1:]] + [min(stop - 1, last_index + step - 1)]
-    spans = list(zip(starts, ends))
-    images = [segmenter.compositor.render(s.state) for s in segments]
+    spans = list(zip(starts, [s - 1 for s in starts[1:]] + [last]))
+    composites = [pipeline.compositor.render(s.state) for s in segments]
+    outputs = [
+        OutputInfo(c.mode, s.boundary, s.count, c.aligned, c.fallback, round(c.camera_shift, 2), round(c.pasted, 4),
+                   round(c.overlap, 4))
+        for s, c in zip(segments, composites)
+    ]
+    images = [c.image for c in composites]
     if len(segments) < num_frames:  # fewer analysed frames than outputs: repeat, as linspace does
         pick = np.rint(np.linspace(0, len(segments) - 1, num_frames)).astype(int)
-        spans, images = [spans[i] for i in pick], [images[i] for i in pick]
-    times = np.array([(video.times[a] + video.times[b]) / 2 for a, b in spans])
-    return np.stack(images), spans, times, segmenter.changes, step
+        spans, images, outputs = [spans[i] for i in pick], [images[i] for i in pick], [outputs[i] for i in pick]
+    centre_times = np.array([(times[a] + times[b]) / 2 for a, b in spans])
+    return MixedResult(np.stack(images), spans, centre_times, pipeline.changes, step, outputs)

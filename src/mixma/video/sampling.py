@@ -17,7 +17,7 @@ import numpy as np
 
 from mixma.errors import VideoError
 from mixma.video.convert import Size
-from mixma.video.mixed import MixedConfig, mixed_sample
+from mixma.video.mixed import MixedConfig, OutputInfo, mixed_sample
 from mixma.video.reader import VideoInfo, VideoReader
 
 STRATEGIES = ("uniform", "segment", "mixed")
@@ -37,6 +37,8 @@ class FrameSample:
         options: every option that shaped the result, resolved (defaults filled in).
         info: the source video.
         changes: `mixed` only: source frames where a sudden change was detected.
+        outputs: `mixed` only: per output, what it did (`OutputInfo`: the mode it was composed
+            with, what begins its span, whether its frames were aligned, why a strobe fell back).
     """
 
     frames: np.ndarray
@@ -46,19 +48,21 @@ class FrameSample:
     options: dict[str, Any]
     info: VideoInfo
     changes: list[int] = field(default_factory=list)
+    outputs: list[OutputInfo] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.spans)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (everything but the pixels)."""
+        frames = [{"span": [int(a), int(b)], "time": round(float(t), 4)} for (a, b), t in zip(self.spans, self.times)]
+        for entry, output in zip(frames, self.outputs):
+            entry.update(dataclasses.asdict(output))
         return {
             "video": dataclasses.asdict(self.info),
             "strategy": self.strategy,
             "options": self.options,
-            "frames": [
-                {"span": [int(a), int(b)], "time": round(float(t), 4)} for (a, b), t in zip(self.spans, self.times)
-            ],
+            "frames": frames,
             "changes": [int(c) for c in self.changes],
         }
 
@@ -100,7 +104,10 @@ def sample_frames(
             `[start, end)`. Spans still index the whole video; times count from its start.
         progress: show a progress bar.
         **options: `mixed` only: the fields of `MixedConfig` (mode, change_threshold,
-            max_action_sec, step, alpha, instances, fg_threshold, grid).
+            change_ratio, cut_fraction, max_action_sec, burst_sec, step, size_cap, alpha,
+            instances, fg_threshold, align, max_foreground, grid). With `size=None`, `mixed`
+            composes and returns frames at the source size with the shorter side capped at
+            `size_cap` (720).
 
     Returns:
         A `FrameSample`.
@@ -152,9 +159,11 @@ def _sample(video, num_frames, strategy, size, seed, progress, config, first, st
     if clip is not None:
         resolved["clip"] = list(clip)
     changes: list[int] = []
+    outputs: list[OutputInfo] = []
     if strategy == "mixed":
-        frames, spans, times, changes, step = mixed_sample(video, num_frames, config, size, progress, first, stop)
-        resolved.update(dataclasses.asdict(config), step=step)
+        result = mixed_sample(video, num_frames, config, size, progress, first, stop)
+        frames, spans, times, changes, outputs = result.frames, result.spans, result.times, result.changes, result.outputs
+        resolved.update(dataclasses.asdict(config), step=result.step)
     else:
         if strategy == "uniform":
             indices = first + uniform_indices(stop - first, num_frames)
@@ -165,4 +174,4 @@ def _sample(video, num_frames, strategy, size, seed, progress, config, first, st
         frames = video.read(indices, size, progress=progress)
         spans = [(int(i), int(i)) for i in indices]
         times = video.times[indices]
-    return FrameSample(frames, spans, np.asarray(times, dtype=np.float64), strategy, resolved, video.info, changes)
+    return FrameSample(frames, spans, np.asarray(times, dtype=np.float64), strategy, resolved, video.info, changes, outputs)
