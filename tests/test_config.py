@@ -92,7 +92,7 @@ def test_shipped_configs_load_strictly_with_every_override_the_studies_use():
     "overrides, message",
     [
         (["data.train_strategy=mixd"], "config.data.train_strategy: must be one of 'uniform', 'segment', 'mixed', got 'mixd'"),
-        (["data.mixed.mode=strobo"], "config.data.mixed: mode must be one of"),
+        (["data.mixed.mode=strobo"], "config.data.mixed.mode: must be one of"),
         (["data.mixed.stepp=1"], "config.data.mixed: unknown key(s) stepp"),
         (["data.dataset=msrvt_qa"], "config.data: unknown dataset 'msrvt_qa'"),
         (["data.task=retrieval"], "config.data: task for MA-LMM must be one of"),

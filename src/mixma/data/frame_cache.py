@@ -37,7 +37,7 @@ from mixma.video.sampling import clip_range, sample_frames, segment_indices
 
 
 # Bump when a sampling strategy's output changes for the same options (a new algorithm, a fix).
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: MixedFrame of issue 14 (per-cell baselines, bursts, the budget rule, alignment)
 
 
 @dataclass(frozen=True)
