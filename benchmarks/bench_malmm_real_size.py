@@ -9,16 +9,18 @@ vocabulary 32001) in place of Vicuna-7B so that it fits this 24 GiB machine: 1.2
 1. Once, the checkpoint is written to `benchmarks/.cache/malmm-real-size/` tensor by tensor
    from a model built on the meta device (`write_random_checkpoint`): the writer's peak extra
    RSS is printed against the checkpoint's size (baseline: the checkpoint's bytes).
-2. In a fresh process, `MALMM.from_pretrained` loads it (transformers 5 always builds on the
-   meta device and fills the weights from the memory-mapped safetensors). Printed: the peak
-   extra RSS of the load (VmHWM minus the RSS before, `/proc/self/status`) against the
-   checkpoint's size (goal: ~1x, not 2x), and the resident memory after, split into anonymous
-   (the weights) and file-backed pages (the mapped checkpoint, which the kernel may drop).
+2. In a fresh process, `MALMM.from_pretrained` loads it (transformers 5 builds on the meta
+   device and fills the weights from the safetensors files; in the checkpoint's dtype they stay
+   memory-mapped, so pages are read on first use). Printed: the extra RSS (`/proc/self/status`
+   VmHWM and VmRSS minus the RSS before loading) right after loading, and the process's peak
+   over loading and streaming, against the checkpoint's size (goal: ~1x, not 2x), split into
+   anonymous and file-backed (mapped checkpoint) pages.
 3. The same process streams `--frames` random frames (batch 1, float32, no gradients, total 100)
    through `encode_frames` in calls of `--chunk` frames, carrying the memory state, then runs the
    LLM on the 32 visual tokens and a 16-token prompt. After every call: the RSS and the running
-   peak, and the seconds per frame. Baseline for time: the bare vision encoder on one chunk, so
-   the ratio is what the Q-Former with memory adds to the ViT.
+   peak, and the seconds per frame, split into the vision encoder (timed by forward hooks) and
+   the rest (temporal embedding, Q-Former with memory, banks). Baseline for time: the vision
+   encoder's share, i.e. the ratio is what the Q-Former with memory adds to the ViT.
 
 The machine has 2 cores shared with other jobs: times are noisy (the load average is printed).
 
@@ -92,32 +94,32 @@ def stream(args) -> dict:
     model = MALMM.from_pretrained(CACHE, vision_chunk=args.chunk).eval()
     load = {"seconds": time.perf_counter() - start, "peak_extra_mib": _status("VmHWM") - before,
             "rss_extra_mib": _status("VmRSS") - before, "anon_mib": _status("RssAnon"), "file_mib": _status("RssFile"),
-            "dtype": str(next(model.parameters()).dtype)}
+            "dtype": str(next(model.parameters()).dtype), "rss_before_mib": before}
     print(json.dumps({"load": load}), file=sys.stderr, flush=True)
+    vision = [0.0]
+    model.vision_model.register_forward_pre_hook(lambda *_: vision.__setitem__(0, vision[0] - time.perf_counter()))
+    model.vision_model.register_forward_hook(lambda *_: vision.__setitem__(0, vision[0] + time.perf_counter()))
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 2000, (1, 12), generator=g)
     calls = []
     with torch.no_grad():
-        frames = torch.randn(1, args.chunk, 3, 224, 224, generator=g)
-        t0 = time.perf_counter()
-        model.vision_model(pixel_values=frames[0])  # warm-up and the ViT-only baseline
-        vit = time.perf_counter() - t0
-        _reset_peak()
         memory, output = None, None
         for first in range(0, args.frames, args.chunk):
             frames = torch.randn(1, min(args.chunk, args.frames - first), 3, 224, 224, generator=g)
+            vision[0] = 0.0
             t0 = time.perf_counter()
             output, memory = model.encode_frames(frames, ids, memory=memory, total_frames=args.total)
             seconds = time.perf_counter() - t0
-            calls.append({"frames": first + frames.shape[1], "seconds": seconds, "rss_mib": _status("VmRSS"),
-                          "peak_mib": _status("VmHWM")})
+            calls.append({"frames": first + frames.shape[1], "seconds": seconds, "vision_seconds": vision[0],
+                          "rss_mib": _status("VmRSS"), "peak_mib": _status("VmHWM"), "anon_mib": _status("RssAnon"),
+                          "file_mib": _status("RssFile")})
             print(json.dumps(calls[-1]), file=sys.stderr, flush=True)
         prompt = model.get_input_embeddings()(torch.randint(1000, 2000, (1, 16), generator=g))
         t0 = time.perf_counter()
         logits = model.language_model(inputs_embeds=torch.cat([model.language_projection(output), prompt], 1)).logits
         llm = time.perf_counter() - t0
     banks = [memory.visual, *memory.queries]
-    return {"load": load, "calls": calls, "vit_chunk_seconds": vit, "llm_seconds": llm,
+    return {"load": load, "calls": calls, "llm_seconds": llm,
             "logits_finite": bool(logits.isfinite().all()), "bank_slots": sorted({len(b) for b in banks}),
             "sizes_sum": sorted({int(b.sizes.sum(1).min()) for b in banks})}
 
@@ -160,22 +162,26 @@ def main():
     size = sum(p.stat().st_size for p in CACHE.glob("*.safetensors"))
     result = run_worker("stream", argv)
     load = result["load"]
-    print(f"load: {load['seconds']:.1f} s; peak extra RSS {load['peak_extra_mib'] / 1024:.2f} GiB = "
-          f"{load['peak_extra_mib'] * 2**20 / size:.2f}x the {size / 2**30:.2f} GiB checkpoint (goal ~1x, not 2x); after: "
-          f"+{load['rss_extra_mib'] / 1024:.2f} GiB ({load['anon_mib'] / 1024:.2f} GiB anonymous, "
-          f"{load['file_mib'] / 1024:.2f} GiB file-backed), {load['dtype']}")
     calls = result["calls"]
-    per_frame = [c["seconds"] / (c["frames"] - (calls[i - 1]["frames"] if i else 0)) for i, c in enumerate(calls)]
-    print(f"{'frames':>7s} {'s/frame':>8s} {'RSS GiB':>8s} {'peak GiB':>9s}")
-    for c, s in zip(calls, per_frame):
-        print(f"{c['frames']:7d} {s:8.2f} {c['rss_mib'] / 1024:8.3f} {c['peak_mib'] / 1024:9.3f}")
+    peak = max(c["peak_mib"] for c in calls) - load["rss_before_mib"]
+    print(f"load: {load['seconds']:.1f} s, {load['dtype']}; extra RSS right after: {load['rss_extra_mib'] / 1024:.2f} GiB "
+          f"(peak {load['peak_extra_mib'] / 1024:.2f} GiB: the weights stay memory-mapped until used); process peak over "
+          f"loading and streaming: +{peak / 1024:.2f} GiB = {peak * 2**20 / size:.2f}x the {size / 2**30:.2f} GiB checkpoint "
+          f"(goal ~1x, not 2x); at the end {calls[-1]['anon_mib'] / 1024:.2f} GiB anonymous + "
+          f"{calls[-1]['file_mib'] / 1024:.2f} GiB file-backed (the mapped checkpoint)")
+    counts = [c["frames"] - (calls[i - 1]["frames"] if i else 0) for i, c in enumerate(calls)]
+    print(f"{'frames':>7s} {'s/frame':>8s} {'ViT s/fr':>9s} {'rest s/fr':>10s} {'RSS GiB':>8s} {'peak GiB':>9s}")
+    for c, n in zip(calls, counts):
+        print(f"{c['frames']:7d} {c['seconds'] / n:8.2f} {c['vision_seconds'] / n:9.2f} {(c['seconds'] - c['vision_seconds']) / n:10.2f} "
+              f"{c['rss_mib'] / 1024:8.3f} {c['peak_mib'] / 1024:9.3f}")
     first, last = calls[0], calls[-1]
-    vit = result["vit_chunk_seconds"] / args.chunk
-    steady = statistics.median(per_frame[1:] or per_frame)
+    later = list(zip(calls, counts))[1:] or list(zip(calls, counts))
+    steady = statistics.median(c["seconds"] / n for c, n in later)
+    vit = statistics.median(c["vision_seconds"] / n for c, n in later)
     print(f"RSS at frame {last['frames']} / at frame {first['frames']}: {last['rss_mib'] / first['rss_mib']:.4f}x "
           f"(+{last['rss_mib'] - first['rss_mib']:.0f} MiB); peak {last['peak_mib'] / first['peak_mib']:.4f}x (goal: flat)")
-    print(f"seconds per frame (median over calls after the first): {steady:.2f}; the bare ViT-g on one chunk: "
-          f"{vit:.2f} s/frame, so streaming costs {steady / vit:.2f}x the ViT alone; LLM on 32 + 16 tokens "
+    print(f"seconds per frame (median over the calls after the first): {steady:.2f}, of which the ViT-g {vit:.2f}: "
+          f"streaming costs {steady / vit:.2f}x the vision encoder alone; LLM on 32 + 16 tokens "
           f"{result['llm_seconds']:.2f} s; logits finite: {result['logits_finite']}; banks hold {result['bank_slots']} "
           f"slots covering {result['sizes_sum']} frames")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
