@@ -259,3 +259,6 @@ def test_mixma_ask_answers_with_a_converted_model(indexed_video, tmp_path):
     answers = [VideoAssistant.from_checkpoint(tmp_path / name).ask(indexed_video, "what moves?", num_frames=6, max_new_tokens=4)
                for name in ("source", "converted")]
     assert answers[0].beams == answers[1].beams and answers[0].text
+    # an MA-LMM base (its own temporal table) takes a checkpoint's table of another length too
+    convert_from_lavis(tmp_path / "c.pth", tmp_path / "base", tmp_path / "longer", max_num_frames=130)
+    assert MALMM.from_pretrained(tmp_path / "longer").temporal_embedding.weight.shape[0] == 130

@@ -303,9 +303,27 @@ def _check_fit(tensors: dict[str, torch.Tensor], index: dict[str, TensorInfo], s
     if unknown:
         raise CheckpointError(source, "tensors the base model does not have", unknown)
     mismatched = [f"{name} {list(t.shape)} (base {list(index[name].shape)})" for name, t in tensors.items()
-                  if name in index and tuple(t.shape) != index[name].shape]
+                  if name in index and tuple(t.shape) != index[name].shape and name != "temporal_embedding.weight"]
     if mismatched:
         raise CheckpointError(source, "tensors shaped unlike the base model's", mismatched)
+
+
+def _checkpoint_tensors(data: dict, base_config: MALMMConfig, max_num_frames: int | None, run: dict, source: str
+                        ) -> tuple[dict[str, torch.Tensor], int, list[str]]:
+    """The checkpoint's tensors by transformers name, buffers checked and the temporal table
+    fitted to `max_num_frames` rows (default: its own). Returns `(tensors, rows, notes)`."""
+    tensors, buffers = lavis_to_hf(data["model"], source)
+    check_buffers(buffers, base_config, source)
+    table = tensors.get("temporal_embedding.weight")
+    rows = max_num_frames or (table.shape[0] if table is not None else int(run.get("max_num_frames", LAVIS_MAX_NUM_FRAMES)))
+    notes = []
+    if table is not None:
+        if table.dim() != 2 or table.shape[1] != base_config.vision_config.hidden_size:
+            raise CheckpointError(source, f"image_pe is {list(table.shape)}, expected [rows, "
+                                  f"{base_config.vision_config.hidden_size}]", ["image_pe.weight"])
+        tensors["temporal_embedding.weight"], note = fit_temporal_table(table, rows)
+        notes += [note] if note else []
+    return tensors, rows, notes
 
 
 def convert_from_lavis(checkpoint: str | os.PathLike, base_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -343,18 +361,8 @@ def convert_from_lavis(checkpoint: str | os.PathLike, base_dir: str | os.PathLik
     data = read_checkpoint(checkpoint)
     index = read_index(base_dir)
     run = _lavis_model_config(data)
-    tensors, buffers = lavis_to_hf(data["model"], str(checkpoint))
     base_config = MALMMConfig.from_pretrained(base_dir)
-    check_buffers(buffers, base_config, str(checkpoint))
-    table = tensors.get("temporal_embedding.weight")
-    rows = max_num_frames or (table.shape[0] if table is not None else int(run.get("max_num_frames", LAVIS_MAX_NUM_FRAMES)))
-    notes = []
-    if table is not None:
-        if table.dim() != 2 or table.shape[1] != base_config.vision_config.hidden_size:
-            raise CheckpointError(checkpoint, f"image_pe is {list(table.shape)}, expected [rows, "
-                                  f"{base_config.vision_config.hidden_size}]", ["image_pe.weight"])
-        tensors["temporal_embedding.weight"], note = fit_temporal_table(table, rows)
-        notes += [note] if note else []
+    tensors, rows, notes = _checkpoint_tensors(data, base_config, max_num_frames, run, str(checkpoint))
     _check_fit(tensors, index, str(checkpoint))
     length = memory_bank_length if memory_bank_length is not None else int(run.get("memory_bank_length", base_config.memory_bank_length))
     config = MALMMConfig.from_pretrained(base_dir, memory_bank_length=length, max_num_frames=rows,
