@@ -62,7 +62,10 @@ class CheckpointError(MixmaError):
 
     def __init__(self, path: str | os.PathLike, reason: str, keys: Iterable[str] = ()):
         self.path, self.reason, self.keys = os.fspath(path), reason, sorted(keys)
-        listed = f": {', '.join(self.keys[:20])}{f' and {len(self.keys) - 20} more' if len(self.keys) > 20 else ''}" if self.keys else ""
+        listed = ""
+        if self.keys:
+            more = f" and {len(self.keys) - 20} more" if len(self.keys) > 20 else ""
+            listed = f": {', '.join(self.keys[:20])}{more}"
         super().__init__(f"{self.path}: {reason}{listed}")
 
 
@@ -140,7 +143,8 @@ def is_trained(hf_name: str) -> bool:
 # -- state dicts (pure) ----------------------------------------------------------------------------
 
 
-def lavis_to_hf(state: dict[str, torch.Tensor], source: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def lavis_to_hf(state: dict[str, torch.Tensor], source: str = "checkpoint"
+                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Rename a LAVIS MA-LMM state dict to transformers names.
 
     Returns:
@@ -164,11 +168,13 @@ def lavis_to_hf(state: dict[str, torch.Tensor], source: str = "checkpoint") -> t
                 unknown.append(name)
     if unknown:
         raise CheckpointError(source, "tensors with no counterpart in transformers' InstructBLIP", unknown)
-    half = [f"visual_encoder.blocks.{i}.attn.{'v' if 'q' in parts else 'q'}_bias" for i, parts in biases.items() if len(parts) < 2]
+    half = [f"visual_encoder.blocks.{i}.attn.{'v' if 'q' in parts else 'q'}_bias"
+            for i, parts in biases.items() if len(parts) < 2]
     if half:
         raise CheckpointError(source, "vision blocks with only one of q_bias and v_bias; missing", half)
     for i, parts in sorted(biases.items()):
-        tensors[f"vision_model.encoder.layers.{i}.self_attn.qkv.bias"] = torch.cat([parts["q"], torch.zeros_like(parts["q"]), parts["v"]])
+        key = torch.zeros_like(parts["q"])  # EVA has no key bias
+        tensors[f"vision_model.encoder.layers.{i}.self_attn.qkv.bias"] = torch.cat([parts["q"], key, parts["v"]])
     return tensors, buffers
 
 
@@ -239,7 +245,8 @@ def fit_temporal_table(table: torch.Tensor, rows: int) -> tuple[torch.Tensor, st
     if table.shape[0] > rows:
         return table[:rows].clone(), f"temporal table sliced from {table.shape[0]} to {rows} rows"
     pad = table[-1:].expand(rows - table.shape[0], -1)
-    return torch.cat([table, pad]), f"temporal table padded from {table.shape[0]} to {rows} rows by repeating the last trained row"
+    note = f"temporal table padded from {table.shape[0]} to {rows} rows by repeating the last trained row"
+    return torch.cat([table, pad]), note
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -278,7 +285,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         if refused:
             raise CheckpointError(path, f"holds objects beyond weights ({refused[1]}), refused without running it") from None
         reason = re.search(r"WeightsUnpickler error: \s*(.+)", str(error))
-        detail = reason[1].strip() if reason else f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        lines = str(error).strip().splitlines()
+        detail = reason[1].strip() if reason else f"{type(error).__name__}: {lines[0] if lines else ''}"
         raise CheckpointError(path, f"cannot be read as a torch checkpoint ({detail})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise CheckpointError(path, "not a LAVIS checkpoint (expected a dict with a 'model' state dict)")
@@ -364,7 +372,9 @@ def convert_from_lavis(checkpoint: str | os.PathLike, base_dir: str | os.PathLik
     base_config = MALMMConfig.from_pretrained(base_dir)
     tensors, rows, notes = _checkpoint_tensors(data, base_config, max_num_frames, run, str(checkpoint))
     _check_fit(tensors, index, str(checkpoint))
-    length = memory_bank_length if memory_bank_length is not None else int(run.get("memory_bank_length", base_config.memory_bank_length))
+    if memory_bank_length is None:
+        memory_bank_length = int(run.get("memory_bank_length", base_config.memory_bank_length))
+    length = memory_bank_length
     config = MALMMConfig.from_pretrained(base_dir, memory_bank_length=length, max_num_frames=rows,
                                          post_layernorm_eps=LAVIS_LN_VISION_EPS)
     notes.append(f"ln_vision's epsilon {LAVIS_LN_VISION_EPS:g} kept (config.post_layernorm_eps)")
