@@ -70,11 +70,12 @@ class MALMMConfig(InstructBlipConfig):
         memory_banks: which banks the Q-Former attends to (MA-LMM Table 6): "both" (MA-LMM),
             "visual" (past frame features in cross-attention only), "query" (past layer inputs
             in self-attention only) or "none" (no memory: the LLM sees the last frame only).
-        compression: how a bank over M slots shrinks (Table 8): "mbc" (MA-LMM: merge the most
-            similar adjacent pair per token), "fifo" (forget the oldest slot), "mean" (merge the
-            adjacent pair holding the fewest frames: content-blind mean pooling over near-equal
-            runs of frames) or "concat" (never: banks keep every frame, so memory and attention
-            grow with the video).
+        compression: how a bank stays at M slots (Table 8): "mbc" (MA-LMM: merge the most
+            similar adjacent pair per token), "fifo" (forget the oldest slot), "mean" (temporal
+            average pooling: the video is cut into M equal segments and each slot is the mean of
+            its segment's frames so far, whatever their content; needs the video's length, which
+            `forward` and `generate` know) or "concat" (none: banks keep every frame, so memory
+            and attention grow with the video).
         post_layernorm_eps: epsilon of the vision model's final layer norm (LAVIS's `ln_vision`,
             1e-5 in MA-LMM), or None for the vision config's `layer_norm_eps` (1e-6, as
             transformers' InstructBLIP). `mixma.models.malmm.lavis` sets it when converting.
