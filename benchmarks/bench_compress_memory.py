@@ -39,7 +39,9 @@ C=768). Each bank is filled to M slots with the same video-like frames first, th
 step takes a fresh frame. Three ways, measured in this run on the same frames:
 - loop reference (baseline): `torch.cat` the frame onto the bank, then `compress_loop`;
 - `Bank.append` (the functional path: `torch.cat` + `compress_memory`, a fresh bank per step);
-- `StreamingBank.push` + `settle` (in place; what `MALMM.encode_frames` uses without gradients).
+- streaming, in place, as `MALMM.encode_frames` does without gradients: a `StreamingBank` for the
+  visual bank, one `LayerBanks` for the 12 query banks (each layer staged in turn, then one
+  commit and one settle per frame).
 Before timing, the streaming bank is checked bit-for-bit equal to `Bank.append`'s after the same
 frames, and one loop-reference step is checked against it at the positions whose pair is decided
 (as above). Times are medians over the steps; `--profile` adds the top operators of the
@@ -64,7 +66,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mixma.models.malmm import Bank, StreamingBank, compress_memory
+from mixma.models.malmm import Bank, compress_memory
+from mixma.models.malmm.streaming import LayerBanks
 
 
 def compress_loop(bank: torch.Tensor, sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,32 +191,38 @@ def median_ms(fn, steps) -> float:
 
 
 def streaming_banks(name: str, b: int, m: int, p: int, c: int, count: int, args) -> dict:
-    """Per-step times (ms) of `count` banks of one shape: loop reference, Bank.append, StreamingBank."""
+    """Per-step times (ms) of `count` banks of one shape: loop reference, Bank.append, streaming
+    (one `StreamingBank`, or for several banks one `LayerBanks` stacking them, as MALMM does)."""
     frames = make_stream(b, m + args.stream_steps + 1, p, c, seed=p)
     fill, timed = frames[:m], frames[m:]
     functional = [Bank.of(fill[0]) for _ in range(count)]
-    streaming = [StreamingBank(fill[0], m) for _ in range(count)]
-    for i in range(count):
-        streaming[i].push(fill[0])
-        for x in fill[1:]:
-            functional[i] = functional[i].append(x, m)
-            streaming[i].push(x)
-            streaming[i].settle()
-
-    # correctness first: the loop reference on one step, and bit-for-bit equality with Bank.append
-    bank, x = functional[0], timed[0]
-    want, want_sizes = compress_loop(torch.cat([bank.values, x[:, None]], 1), torch.cat([bank.sizes, torch.ones(b, 1, p)], 1))
-    decided = clear_winner(torch.cat([bank.values, x[:, None]], 1))
-    check = streaming[0].clone()
-    check.push(x)
-    check.settle()
-    torch.testing.assert_close(check.values.permute(0, 2, 1, 3)[decided], want.permute(0, 2, 1, 3)[decided])
-    assert torch.equal(check.sizes.permute(0, 2, 1)[decided], want_sizes.permute(0, 2, 1)[decided])
+    stacked = LayerBanks.empty(fill[0], count, m)
+    bank = stacked.bank
 
     def stream_step(x):
-        for bank in streaming:
-            bank.push(x)
-            bank.settle()
+        for i in range(count):  # layer by layer, as the Q-Former reaches them
+            bank.stage(x, i * b)
+        bank.commit()
+        bank.settle()
+
+    stream_step(fill[0])
+    for x in fill[1:]:
+        for i in range(count):
+            functional[i] = functional[i].append(x, m)
+        stream_step(x)
+
+    # correctness first: the loop reference on one step, and bit-for-bit equality with Bank.append
+    first, x = functional[0], timed[0]
+    values = torch.cat([first.values, x[:, None]], 1)
+    want, want_sizes = compress_loop(values, torch.cat([first.sizes, torch.ones(b, 1, p)], 1))
+    decided = clear_winner(values)
+    check = stacked.clone()
+    for i in range(count):
+        check.bank.stage(x, i * b)
+    check.bank.commit()
+    check.bank.settle()
+    torch.testing.assert_close(check[0].values.permute(0, 2, 1, 3)[decided], want.permute(0, 2, 1, 3)[decided])
+    assert torch.equal(check[0].sizes.permute(0, 2, 1)[decided], want_sizes.permute(0, 2, 1)[decided])
 
     def functional_step(x):
         for i in range(count):
@@ -228,7 +237,7 @@ def streaming_banks(name: str, b: int, m: int, p: int, c: int, count: int, args)
 
     stream_ms = median_ms(stream_step, timed[1:])
     functional_ms = median_ms(functional_step, timed[1:])
-    for a, z in zip(streaming, functional):
+    for a, z in zip(stacked, functional):
         assert torch.equal(a.values, z.values) and torch.equal(a.sizes, z.sizes), "streaming differs from Bank.append"
     loop_ms = median_ms(loop_step, timed[1 : 1 + args.ref_repeats])
     if args.profile:
@@ -239,7 +248,7 @@ def streaming_banks(name: str, b: int, m: int, p: int, c: int, count: int, args)
         print(f"{name}: top operators of one streaming step")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
     print(f"  {name:36s} {count:2d} x [B={b}, M={m}, P={p}, C={c}]: loop {loop_ms:8.1f} ms, Bank.append "
-          f"{functional_ms:7.1f} ms, StreamingBank {stream_ms:6.2f} ms  (loop / streaming {loop_ms / stream_ms:5.1f}x, "
+          f"{functional_ms:7.1f} ms, streaming {stream_ms:6.2f} ms  (loop / streaming {loop_ms / stream_ms:5.1f}x, "
           f"Bank.append / streaming {functional_ms / stream_ms:4.1f}x)", flush=True)
     return {"loop": loop_ms, "functional": functional_ms, "stream": stream_ms}
 
@@ -249,12 +258,12 @@ def streaming_section(args) -> None:
     print()
     print(f"streaming: one frame appended to full banks and compressed back to M={m}, per step "
           f"(median over {args.stream_steps - 1} steps; the loop over {args.ref_repeats}); "
-          f"StreamingBank equals Bank.append bit for bit on these frames (checked)")
+          f"the streaming banks equal Bank.append's bit for bit on these frames (checked)")
     visual = streaming_banks("visual bank", b, m, 257, 1408, 1, args)
     queries = streaming_banks(f"query banks (32 queries + {args.text_len} text)", b, m, 32 + args.text_len, 768, 12, args)
     total = {k: visual[k] + queries[k] for k in visual}
     print(f"  per frame, all 13 banks: loop {total['loop']:.0f} ms, Bank.append {total['functional']:.1f} ms, "
-          f"StreamingBank {total['stream']:.2f} ms: {total['loop'] / total['stream']:.1f}x the loop reference "
+          f"streaming {total['stream']:.2f} ms: {total['loop'] / total['stream']:.1f}x the loop reference "
           f"(goal >= 20x), {total['functional'] / total['stream']:.1f}x Bank.append")
 
 

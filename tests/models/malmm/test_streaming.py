@@ -114,3 +114,30 @@ def test_misuse_is_refused():
         StreamingBank(x, 2, "mean")
     with pytest.raises(ValueError, match="more than length"):
         StreamingBank.from_bank(Bank(torch.zeros(1, 3, 2, 3), torch.ones(1, 3, 2)), 2)
+
+
+@pytest.mark.parametrize("compression", ["mbc", "fifo", "mean", "concat"])
+def test_stacked_layer_banks_equal_separate_banks(compression):
+    """`LayerBanks`: each layer's block staged in turn, one commit and settle per frame, gives
+    each layer exactly the bank it would have alone."""
+    from mixma.models.malmm.streaming import LayerBanks
+
+    layers, total = 3, 25
+    frames = [video_like(2, total, 5, 16, torch.float32, seed=10 + i) for i in range(layers)]  # per layer [T, B, P, C]
+    stacked = LayerBanks.empty(frames[0][0], layers, 4, compression, total)
+    alone = [StreamingBank(frames[i][0], 4, compression, total) for i in range(layers)]
+    for t in range(total):
+        for i in range(layers):
+            keys = stacked.bank.stage(frames[i][t], i * 2)
+            assert torch.equal(keys, alone[i].push(frames[i][t]))  # what attention reads, layer by layer
+        stacked.bank.commit()
+        stacked.bank.settle()
+        for bank in alone:
+            bank.settle()
+        for i in range(layers):
+            assert torch.equal(stacked[i].values, alone[i].values) and torch.equal(stacked[i].sizes, alone[i].sizes), (t, i)
+    assert len(stacked) == layers and len(stacked[-1]) == len(alone[-1])
+    copy = LayerBanks.from_banks([bank.to_bank() for bank in stacked], 4, compression, total)
+    assert all(torch.equal(a.values, b.values) for a, b in zip(copy, stacked))
+    with pytest.raises(IndexError):
+        stacked[layers]

@@ -308,8 +308,10 @@ class MemoryState:
         queries: one bank per Q-Former layer with that layer's past inputs, or None.
         frames_seen: how many frames have gone by (indexes the temporal embedding).
 
-    The banks are `Bank`s, or `StreamingBank`s after a streaming (no-gradient) step; `MALMM`
-    never changes a state it was given.
+    The banks are `Bank`s, or after a streaming (no-gradient) step a `StreamingBank` and a
+    `LayerBanks` (the query banks stacked; indexing gives each layer's bank); either reads the
+    same (`len`, `values`, `sizes`, `flat()`, `to_bank()`). `MALMM` never changes a state it
+    was given.
     """
 
     visual: Bank | None = None

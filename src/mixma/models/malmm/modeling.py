@@ -51,7 +51,7 @@ from transformers import AutoConfig, InstructBlipConfig, InstructBlipForConditio
 from transformers.utils import ModelOutput
 
 from mixma.models.malmm.memory import COMPRESSIONS, Compression, MemoryPolicy, MemoryState
-from mixma.models.malmm.streaming import StreamingBank
+from mixma.models.malmm.streaming import LayerBanks, StreamingBank
 
 MemoryBanks = Literal["both", "visual", "query", "none"]
 MEMORY_BANKS: tuple[str, ...] = get_args(MemoryBanks)
@@ -252,27 +252,34 @@ class MALMM(InstructBlipForConditionalGeneration):
 
     def _streaming_step(self, frame: torch.Tensor, input_ids: torch.Tensor, text_mask: torch.Tensor,
                         memory: MemoryState, policy: MemoryPolicy) -> tuple[torch.Tensor, MemoryState]:
-        """One frame with `StreamingBank` memory (no gradients; the banks are this call's own):
-        each bank takes the new slot, the Q-Former reads it as a view, then the bank settles."""
+        """One frame with streaming memory (no gradients; the banks are this call's own): each
+        bank takes the new slot, the Q-Former reads it as a view, then the banks settle (the query
+        banks of all layers as one `LayerBanks`)."""
         visual_bank = memory.visual
         if policy.visual:
             visual_bank = visual_bank or StreamingBank(frame, policy.length, policy.compression, policy.total_frames)
             visual = visual_bank.push(frame)  # [B, (m+1)P, C]
         else:
             visual = frame
-        banks = list(memory.queries or [None] * len(self.qformer.encoder.layer))
+        layers = len(self.qformer.encoder.layer)
+        queries = memory.queries
 
         def layer_keys(i: int, hidden: torch.Tensor) -> tuple[torch.Tensor, int]:
+            nonlocal queries
             if not policy.queries:
                 return hidden, 1
-            banks[i] = banks[i] or StreamingBank(hidden, policy.length, policy.compression, policy.total_frames)
-            return banks[i].push(hidden), len(banks[i])
+            if queries is None:
+                queries = LayerBanks.empty(hidden, layers, policy.length, policy.compression, policy.total_frames)
+            b = hidden.shape[0]
+            return queries.bank.stage(hidden, i * b), len(queries.bank) + 1  # [B, (m+1)(Nq+L), D]
 
         output, _ = self._qformer_step(input_ids, text_mask, visual, layer_keys)
-        for bank in (visual_bank, *banks):
-            if bank is not None:
-                bank.settle()
-        return output, MemoryState(visual_bank, tuple(banks) if policy.queries else None, memory.frames_seen + 1)
+        if visual_bank is not None:
+            visual_bank.settle()
+        if queries is not None:
+            queries.bank.commit()
+            queries.bank.settle()
+        return output, MemoryState(visual_bank, queries, memory.frames_seen + 1)
 
     def encode_frames(
         self,
@@ -426,7 +433,7 @@ class MALMM(InstructBlipForConditionalGeneration):
 
 
 def _streaming_copy(memory: MemoryState, policy: MemoryPolicy) -> MemoryState:
-    """`memory` with every bank as a fresh `StreamingBank` (a copy: the caller's state stays as it was)."""
+    """`memory` with streaming banks of its own (copies: the caller's state stays as it was)."""
     def own(bank):
         if bank is None:
             return None
@@ -436,5 +443,11 @@ def _streaming_copy(memory: MemoryState, policy: MemoryPolicy) -> MemoryState:
             return copy
         return StreamingBank.from_bank(bank, policy.length, policy.compression, policy.total_frames)
 
-    queries = None if memory.queries is None else tuple(own(bank) for bank in memory.queries)
+    queries = memory.queries
+    if isinstance(queries, LayerBanks):
+        queries = queries.clone()
+        queries.bank.total_frames = policy.total_frames or queries.bank.total_frames
+    elif queries is not None:
+        queries = LayerBanks.from_banks([bank.to_bank() for bank in queries], policy.length, policy.compression,
+                                        policy.total_frames)
     return MemoryState(own(memory.visual), queries, memory.frames_seen)

@@ -17,6 +17,10 @@ the padding mask depends on the position only); after `push` the storage is exac
 memory plus the new frame, so the Q-Former reads it as a view, without the copy a concatenation
 makes. `values` and `sizes` give the slots in time order (a gather), as `Bank` holds them.
 
+`LayerBanks` stacks the query banks of all Q-Former layers into one `StreamingBank` (layer i's
+items are a block): each layer `stage`s its new slot when the Q-Former reaches it, and one
+`commit` and one `settle` per frame update all of them, at the per-operation cost of one bank.
+
 The results equal `Bank.append`'s (and so `compress_memory`'s) bit for bit on the CPU in float32
 and float64: the same similarity and merge computations run on the same rows. In other precisions
 and devices they agree up to the rounding of reductions. A `StreamingBank` holds no autograd
@@ -24,6 +28,8 @@ graph: it is for inference and for the no-gradient frames of training.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -74,13 +80,19 @@ class StreamingBank:
     @property
     def values(self) -> torch.Tensor:
         """`[B, n, P, C]`: the slots in time order (a gathered copy)."""
-        index = self.order[:, : self.count, :, None].expand(-1, -1, -1, self.storage.shape[-1])
-        return self.storage.gather(1, index)
+        return self.block(0, self.storage.shape[0])[0]
 
     @property
     def sizes(self) -> torch.Tensor:
         """`[B, n, P]`: how many frames each slot holds, in time order."""
-        return self.slot_sizes.gather(1, self.order[:, : self.count])
+        return self.block(0, self.storage.shape[0])[1]
+
+    def block(self, first: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items `first .. first + size`: their slots `[size, n, P, C]` and sizes `[size, n, P]`
+        in time order (gathered copies)."""
+        order = self.order[first : first + size, : self.count]  # [size, n, P]
+        values = self.storage[first : first + size].gather(1, order[..., None].expand(-1, -1, -1, self.storage.shape[-1]))
+        return values, self.slot_sizes[first : first + size].gather(1, order)
 
     def flat(self) -> torch.Tensor:
         """`[B, n * P, C]`: the slots in time order as one sequence (a copy; see `push` for a view)."""
@@ -124,20 +136,42 @@ class StreamingBank:
             `[B, n * P, C]`, a view of every slot held, the new one included (each position's
             slots in storage order): the keys and values for attention.
         """
-        x = x.detach()
+        new_rows = x.detach().reshape(-1, x.shape[-1])  # [B*P, C]
+        self._stage_rows(new_rows, 0)
+        self.commit(new_rows)
+        return self.storage[:, : self.count].flatten(1, 2)
+
+    def stage(self, x: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Write `x [b, P, C]` (detached) as the newest slot of items `first .. first + b` only: a
+        bank stacking several banks along its items (`LayerBanks`) takes one block at a time,
+        and `commit` then counts the new slot of every item at once.
+
+        Returns:
+            `[b, (n + 1) * P, C]`, a view of those items' slots, the new one included.
+        """
+        self._stage_rows(x.detach().reshape(-1, x.shape[-1]), first)
+        return self.storage[first : first + x.shape[0], : self.count + 1].flatten(1, 2)
+
+    def _stage_rows(self, new_rows: torch.Tensor, first: int) -> None:
         b, capacity, p, c = self.storage.shape
         if self.count > self.length and self.compression != "concat":
             raise RuntimeError("the bank is over its length: settle() it before the next push")
         if self.count == capacity:  # only "concat" fills its storage: grow it
             self._grow()
-            capacity = self.storage.shape[1]
+        target = self._rows(self.free)[first * p : first * p + new_rows.shape[0]]
+        self.storage.view(-1, c).index_copy_(0, target, new_rows)
+
+    def commit(self, new_rows: torch.Tensor | None = None) -> None:
+        """Count the slot staged in every item (`new_rows [B*P, C]`: those rows, if at hand):
+        its size, its place in time, and for MBC its norm and similarity to the previous slot."""
+        b, capacity, p, c = self.storage.shape
         rows = self.storage.view(-1, c)
         target = self._rows(self.free)
-        new_rows = x.reshape(b * p, c)
-        rows.index_copy_(0, target, new_rows)
         self.slot_sizes.view(-1).index_fill_(0, target, 1)
         self.order[:, self.count] = self.free
         if self.compression == "mbc":
+            if new_rows is None:
+                new_rows = torch.index_select(rows, 0, target, out=self._scratch[1])
             norm = row_norms(new_rows, self.compute)  # [B*P]
             self.norms.view(-1).index_copy_(0, target, norm)
             if self.count > 0:
@@ -148,7 +182,6 @@ class StreamingBank:
         self.frames += 1
         if self.count < capacity:  # still filling: storage slots are in time order, the next is free
             self.free.fill_(self.count)
-        return self.storage[:, : self.count].flatten(1, 2)
 
     def _grow(self) -> None:
         old = {name: getattr(self, name) for name in ("storage", "slot_sizes", "order")}
@@ -216,3 +249,69 @@ class StreamingBank:
             pair = pair.clamp(0, n - 2)[:, None]
             shifted.scatter_(1, pair, torch.where(valid, new, shifted.gather(1, pair).squeeze(1))[:, None])
         self.similarity[:, : n - 1] = shifted
+
+
+class BankView:
+    """One block of a stacked `StreamingBank`'s items (one Q-Former layer's query bank), read as a
+    `Bank` is: `len`, `values`, `sizes`, `flat()`, `to_bank()`."""
+
+    def __init__(self, bank: StreamingBank, first: int, size: int):
+        self.bank, self.first, self.size = bank, first, size
+
+    def __len__(self) -> int:
+        return len(self.bank)
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self.bank.block(self.first, self.size)[0]
+
+    @property
+    def sizes(self) -> torch.Tensor:
+        return self.bank.block(self.first, self.size)[1]
+
+    def flat(self) -> torch.Tensor:
+        return self.values.flatten(1, 2)
+
+    def to_bank(self) -> Bank:
+        return Bank(*self.bank.block(self.first, self.size))
+
+
+class LayerBanks(Sequence):
+    """Every Q-Former layer's query bank as one `StreamingBank` whose items are layer-major
+    (layer i holds items `i * B .. (i + 1) * B`), so that a frame settles all of them at once:
+    a dozen small banks cost a dozen times the per-operation overhead, one stacked bank once.
+    Every computation is per item and position, so the banks are the same as separate ones.
+    Indexing gives each layer's bank (`BankView`)."""
+
+    def __init__(self, bank: StreamingBank, layers: int):
+        if bank.storage.shape[0] % layers:
+            raise ValueError(f"{bank.storage.shape[0]} items do not split into {layers} layers")
+        self.bank, self.layers = bank, layers
+        self.batch = bank.storage.shape[0] // layers
+
+    @classmethod
+    def empty(cls, like: torch.Tensor, layers: int, length: int, compression: Compression = "mbc",
+              total_frames: int | None = None) -> LayerBanks:
+        """Banks for `layers` layers whose inputs look like `like [B, P, C]`."""
+        stacked = like.new_empty((layers * like.shape[0], *like.shape[1:]))
+        return cls(StreamingBank(stacked, length, compression, total_frames), layers)
+
+    @classmethod
+    def from_banks(cls, banks: Sequence[Bank], length: int, compression: Compression = "mbc",
+                   total_frames: int | None = None) -> LayerBanks:
+        """Stacked streaming copies of per-layer banks (all of one length)."""
+        stacked = Bank(torch.cat([b.values for b in banks]), torch.cat([b.sizes for b in banks]))
+        return cls(StreamingBank.from_bank(stacked, length, compression, total_frames), len(banks))
+
+    def __len__(self) -> int:
+        return self.layers
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.layers))]
+        if not -self.layers <= i < self.layers:
+            raise IndexError(i)
+        return BankView(self.bank, (i % self.layers) * self.batch, self.batch)
+
+    def clone(self) -> LayerBanks:
+        return LayerBanks(self.bank.clone(), self.layers)
