@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mixma.errors import MixmaError
 from mixma.models.malmm import MALMM
 from mixma.models.malmm.lavis import (
     CheckpointError,
@@ -229,7 +230,7 @@ def test_checkpoints_that_do_not_fit_are_refused_with_the_tensors_named(source, 
         read_checkpoint(tmp_path / "junk.pth")
     good = save_lavis(tmp_path / "good.pth", state)
     (tmp_path / "exists").mkdir()
-    with pytest.raises(FileExistsError):
+    with pytest.raises(MixmaError, match="exists"):  # a FileExistsError too
         convert_from_lavis(good, instructblip_dir, tmp_path / "exists")
     convert_from_lavis(good, instructblip_dir, tmp_path / "exists", overwrite=True)
     assert MALMM.from_pretrained(tmp_path / "exists").config.memory_bank_length == 3

@@ -69,6 +69,10 @@ class CheckpointError(MixmaError):
         super().__init__(f"{self.path}: {reason}{listed}")
 
 
+class OutputExistsError(MixmaError, FileExistsError):
+    """The output folder exists and replacing it was not asked for."""
+
+
 # -- names ---------------------------------------------------------------------------------------
 
 # One rule per tensor family: (LAVIS name, transformers name), with {i} a layer index and {x} a
@@ -361,11 +365,11 @@ def convert_from_lavis(checkpoint: str | os.PathLike, base_dir: str | os.PathLik
         CheckpointError: the checkpoint is unreadable or unsafe, or does not fit the base: unknown
             or missing trained tensors, or shapes that differ (each error lists the tensors).
         WeightsError: the base folder has no safetensors weights.
-        FileExistsError: `out_dir` exists and `overwrite` is False.
+        OutputExistsError: `out_dir` exists and `overwrite` is False (a `FileExistsError`).
     """
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} exists (pass overwrite=True to replace it)")
+        raise OutputExistsError(f"{out_dir} exists (pass overwrite=True to replace it)")
     data = read_checkpoint(checkpoint)
     index = read_index(base_dir)
     run = _lavis_model_config(data)
