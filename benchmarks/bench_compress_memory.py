@@ -32,7 +32,23 @@ scheduler tick for a descheduled thread, and we saw single calls take several ti
 (it helps only when the machine is quiet: ours 204-218 ms with 2 threads then, 360-430 ms either
 way under a load average of 2.6-3).
 
+Streaming section (`--streaming-only` runs just it): the per-frame cost of appending a frame to a
+full bank and compressing it back to M slots, at MA-LMM's sizes: the visual bank (B=4, M=20,
+P=257, C=1408) and the 12 query banks (B=4, M=20, P=32 queries + `--text-len` instruction tokens,
+C=768). Each bank is filled to M slots with the same video-like frames first, then every timed
+step takes a fresh frame. Three ways, measured in this run on the same frames:
+- loop reference (baseline): `torch.cat` the frame onto the bank, then `compress_loop`;
+- `Bank.append` (the functional path: `torch.cat` + `compress_memory`, a fresh bank per step);
+- streaming, in place, as `MALMM.encode_frames` does without gradients: a `StreamingBank` for the
+  visual bank, one `LayerBanks` for the 12 query banks (each layer staged in turn, then one
+  commit and one settle per frame).
+Before timing, the streaming bank is checked bit-for-bit equal to `Bank.append`'s after the same
+frames, and one loop-reference step is checked against it at the positions whose pair is decided
+(as above). Times are medians over the steps; `--profile` adds the top operators of the
+streaming step (torch profiler).
+
 Run: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_compress_memory.py [--quick] [--shape B N P C]
+     [--streaming-only] [--profile]
 """
 
 from __future__ import annotations
@@ -50,7 +66,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mixma.models.malmm import compress_memory
+from mixma.models.malmm import Bank, compress_memory
+from mixma.models.malmm.streaming import LayerBanks
 
 
 def compress_loop(bank: torch.Tensor, sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,6 +172,101 @@ def peak_mib(which: str, shape: list[int], threads: int | None) -> float:
     return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()[-1])
 
 
+def make_stream(b: int, t: int, p: int, c: int, seed: int = 0) -> torch.Tensor:
+    """`[T, B, P, C]` frames like `make_bank`'s slots: drifting, with exact ties at a few positions."""
+    g = torch.Generator().manual_seed(seed)
+    steps = torch.randn(t, b, p, c, generator=g) * torch.rand(t, b, p, 1, generator=g) * 2
+    frames = torch.cumsum(steps, dim=0) + torch.randn(1, b, p, c, generator=g) * 4
+    frames[:, :, : min(p, 3)] = frames[:1, :, : min(p, 3)].clone()
+    return frames.contiguous()
+
+
+def median_ms(fn, steps) -> float:
+    times = []
+    for x in steps:
+        start = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def streaming_banks(name: str, b: int, m: int, p: int, c: int, count: int, args) -> dict:
+    """Per-step times (ms) of `count` banks of one shape: loop reference, Bank.append, streaming
+    (one `StreamingBank`, or for several banks one `LayerBanks` stacking them, as MALMM does)."""
+    frames = make_stream(b, m + args.stream_steps + 1, p, c, seed=p)
+    fill, timed = frames[:m], frames[m:]
+    functional = [Bank.of(fill[0]) for _ in range(count)]
+    stacked = LayerBanks.empty(fill[0], count, m)
+    bank = stacked.bank
+
+    def stream_step(x):
+        for i in range(count):  # layer by layer, as the Q-Former reaches them
+            bank.stage(x, i * b)
+        bank.commit()
+        bank.settle()
+
+    stream_step(fill[0])
+    for x in fill[1:]:
+        for i in range(count):
+            functional[i] = functional[i].append(x, m)
+        stream_step(x)
+
+    # correctness first: the loop reference on one step, and bit-for-bit equality with Bank.append
+    first, x = functional[0], timed[0]
+    values = torch.cat([first.values, x[:, None]], 1)
+    want, want_sizes = compress_loop(values, torch.cat([first.sizes, torch.ones(b, 1, p)], 1))
+    decided = clear_winner(values)
+    check = stacked.clone()
+    for i in range(count):
+        check.bank.stage(x, i * b)
+    check.bank.commit()
+    check.bank.settle()
+    torch.testing.assert_close(check[0].values.permute(0, 2, 1, 3)[decided], want.permute(0, 2, 1, 3)[decided])
+    assert torch.equal(check[0].sizes.permute(0, 2, 1)[decided], want_sizes.permute(0, 2, 1)[decided])
+
+    def functional_step(x):
+        for i in range(count):
+            functional[i] = functional[i].append(x, m)
+
+    ref_banks = [functional[0]] * count
+
+    def loop_step(x):
+        for i in range(count):
+            values = torch.cat([ref_banks[i].values, x[:, None]], 1)
+            ref_banks[i] = Bank(*compress_loop(values, torch.cat([ref_banks[i].sizes, torch.ones(b, 1, p)], 1)))
+
+    stream_ms = median_ms(stream_step, timed[1:])
+    functional_ms = median_ms(functional_step, timed[1:])
+    for a, z in zip(stacked, functional):
+        assert torch.equal(a.values, z.values) and torch.equal(a.sizes, z.sizes), "streaming differs from Bank.append"
+    loop_ms = median_ms(loop_step, timed[1 : 1 + args.ref_repeats])
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            stream_step(timed[-1])
+        print(f"{name}: top operators of one streaming step")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+    print(f"  {name:36s} {count:2d} x [B={b}, M={m}, P={p}, C={c}]: loop {loop_ms:8.1f} ms, Bank.append "
+          f"{functional_ms:7.1f} ms, streaming {stream_ms:6.2f} ms  (loop / streaming {loop_ms / stream_ms:5.1f}x, "
+          f"Bank.append / streaming {functional_ms / stream_ms:4.1f}x)", flush=True)
+    return {"loop": loop_ms, "functional": functional_ms, "stream": stream_ms}
+
+
+def streaming_section(args) -> None:
+    b, m = 4, 20
+    print()
+    print(f"streaming: one frame appended to full banks and compressed back to M={m}, per step "
+          f"(median over {args.stream_steps - 1} steps; the loop over {args.ref_repeats}); "
+          f"the streaming banks equal Bank.append's bit for bit on these frames (checked)")
+    visual = streaming_banks("visual bank", b, m, 257, 1408, 1, args)
+    queries = streaming_banks(f"query banks (32 queries + {args.text_len} text)", b, m, 32 + args.text_len, 768, 12, args)
+    total = {k: visual[k] + queries[k] for k in visual}
+    print(f"  per frame, all 13 banks: loop {total['loop']:.0f} ms, Bank.append {total['functional']:.1f} ms, "
+          f"streaming {total['stream']:.2f} ms: {total['loop'] / total['stream']:.1f}x the loop reference "
+          f"(goal >= 20x), {total['functional'] / total['stream']:.1f}x Bank.append")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=4, metavar=("B", "N", "P", "C"), default=[4, 21, 257, 1408])
@@ -164,6 +276,10 @@ def main():
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (see the module docstring)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no memory runs (about 15 s)")
+    parser.add_argument("--streaming-only", action="store_true", help="only the streaming section")
+    parser.add_argument("--stream-steps", type=int, default=21, help="timed frames in the streaming section")
+    parser.add_argument("--text-len", type=int, default=12, help="instruction tokens in the query banks")
+    parser.add_argument("--profile", action="store_true", help="profile one streaming step")
     parser.add_argument("--memory-worker", choices=["ours", "loop"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -172,7 +288,10 @@ def main():
         memory_worker(args.memory_worker, args.shape)
         return
     if args.quick:
-        args.repeats, args.ref_repeats, args.no_memory = 3, 1, True
+        args.repeats, args.ref_repeats, args.no_memory, args.stream_steps = 3, 1, True, 6
+    if args.streaming_only:
+        streaming_section(args)
+        return
     b, n, p, c = args.shape
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; CPU shared with other jobs (load average "
           f"{os.getloadavg()[0]:.2f}): absolute times are noisy, the ratios compare runs made in this same run")
@@ -244,6 +363,7 @@ def main():
     print()
     print(f"streaming step [B=1, N=11, P={p}, C={c}] (once per frame for the visual bank): ours {ms(step.best).strip()} "
           f"best, {ms(step.median).strip()} median; loop {ms(step_ref.best).strip()} ({step_ref.best / step.best:.1f}x)")
+    streaming_section(args)
 
 
 if __name__ == "__main__":

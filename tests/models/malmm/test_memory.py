@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -129,3 +131,57 @@ def test_compression_is_differentiable():
     bank = torch.randn(2, 4, 3, 5, dtype=torch.float64, requires_grad=True)
     sizes = torch.randint(1, 4, (2, 4, 3)).double()
     assert torch.autograd.gradcheck(lambda x: compress_memory(x, sizes)[0], (bank,))
+
+
+# -- the other ways a bank shrinks (MA-LMM Table 8) --------------------------------------------------
+
+
+def stream(frames: torch.Tensor, length: int, compression: str) -> Bank:
+    bank = Bank.of(frames[:, 0])
+    for t in range(1, frames.shape[1]):
+        bank = bank.append(frames[:, t], length, compression=compression)
+    return bank
+
+
+def test_fifo_keeps_exactly_the_newest_slots():
+    frames = torch.randn(2, 9, 3, 4)
+    for length in (1, 3):
+        bank = stream(frames, length, "fifo")
+        assert torch.equal(bank.values, frames[:, -length:]) and torch.equal(bank.sizes, torch.ones(2, length, 3))
+
+
+def test_concat_keeps_every_frame():
+    frames = torch.randn(1, 7, 2, 3)
+    bank = stream(frames, 2, "concat")
+    assert torch.equal(bank.values, frames) and len(bank) == 7
+
+
+@pytest.mark.parametrize("length, total", [(1, 9), (3, 9), (4, 10), (5, 3), (4, 23)])
+def test_mean_pooling_averages_equal_segments(length, total):
+    """Temporal average pooling, stated directly: frame f of T belongs to segment floor(f M / T),
+    i.e. segment j holds frames [ceil(j T / M), ceil((j+1) T / M)); after t frames slot j is the
+    mean of segment j's frames among them, whatever the content."""
+    frames = torch.randn(2, total, 3, 4, dtype=torch.float64)
+    bounds = [math.ceil(j * total / length) for j in range(length + 1)]
+    bank = Bank.of(frames[:, 0])
+    for t in range(1, total):
+        bank = bank.append(frames[:, t], length, compression="mean", total_frames=total)
+        seen = t + 1
+        runs = [(lo, min(hi, seen)) for lo, hi in zip(bounds, bounds[1:]) if hi > lo and lo < seen]
+        assert len(bank) == len(runs) <= length
+        for slot, (lo, hi) in enumerate(runs):
+            torch.testing.assert_close(bank.values[:, slot], frames[:, lo:hi].mean(1))
+            assert torch.all(bank.sizes[:, slot] == hi - lo)
+    with pytest.raises(ValueError, match="needs its length"):
+        bank.append(frames[:, 0], length, compression="mean")
+
+
+def test_policy_and_dispatch_validate():
+    from mixma.models.malmm.memory import MemoryPolicy, compress
+
+    with pytest.raises(ValueError, match="at least one slot"):
+        MemoryPolicy(0)
+    with pytest.raises(ValueError, match="compression must be one of"):
+        MemoryPolicy(2, "tome")
+    with pytest.raises(ValueError, match="does not shrink a full bank"):
+        compress(torch.zeros(1, 2, 1, 2), torch.ones(1, 2, 1), "concat")

@@ -45,10 +45,12 @@ def test_loads_instructblip_weights_unchanged_and_round_trips(instructblip_dir, 
         torch.testing.assert_close(again(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
 
 
-def reference_last_queries(model: MALMM, inputs: dict) -> torch.Tensor:
+def reference_last_queries(model: MALMM, inputs: dict, self_sees: str = "past", cross_sees: str = "past") -> torch.Tensor:
     """All frames at once, no memory banks: the Q-Former's own layers over every frame's queries
     and instruction in one sequence, with block-causal masks (frame t sees frames <= t). With
-    memory large enough that nothing is compressed, MA-LMM must give exactly this."""
+    memory large enough that nothing is compressed, MA-LMM must give exactly this. `self_sees` /
+    `cross_sees` = "own" limit self- / cross-attention to the frame's own block instead (what
+    remains without the query / visual banks)."""
     px, ids, mask = inputs["pixel_values"], inputs["qformer_input_ids"], inputs["qformer_attention_mask"]
     b, t = px.shape[:2]
     features = model._frame_features(px, 0, t)  # [B, T, P, C]
@@ -60,10 +62,12 @@ def reference_last_queries(model: MALMM, inputs: dict) -> torch.Tensor:
     hidden = torch.cat([embeds[:, :nq].repeat(1, t, 1), embeds[:, nq:].repeat(1, t, 1)], 1)
     frame_of = torch.cat([torch.arange(t).repeat_interleave(nq), torch.arange(t).repeat_interleave(length)])
     keep_key = torch.cat([torch.ones(b, t * nq), mask.repeat(1, t).float()], 1)  # padding never attended
-    allowed = (frame_of[None, :, None] >= frame_of[None, None, :]) & (keep_key[:, None, :] > 0)  # [B, S, S]
+    sees = (lambda a, b: a >= b) if self_sees == "past" else (lambda a, b: a == b)
+    allowed = sees(frame_of[None, :, None], frame_of[None, None, :]) & (keep_key[:, None, :] > 0)  # [B, S, S]
     neg = torch.finfo(hidden.dtype).min
     self_mask = torch.where(allowed, 0.0, neg)[:, None]
-    cross_allowed = torch.arange(t).repeat_interleave(nq)[:, None] >= torch.arange(t).repeat_interleave(p)[None, :]
+    query_frame, key_frame = torch.arange(t).repeat_interleave(nq)[:, None], torch.arange(t).repeat_interleave(p)[None, :]
+    cross_allowed = query_frame >= key_frame if cross_sees == "past" else query_frame == key_frame
     cross_mask = torch.where(cross_allowed, 0.0, neg)[None, None].expand(b, 1, -1, -1)
     out = model.qformer.encoder(
         hidden, attention_mask=self_mask, encoder_hidden_states=features.flatten(1, 2),
@@ -246,3 +250,117 @@ def test_a_model_built_from_scratch_has_distinct_query_tokens(instructblip_dir):
     loaded = load(instructblip_dir)  # a checkpoint's own tokens are kept, not redrawn
     saved = InstructBlipForConditionalGeneration.from_pretrained(instructblip_dir).query_tokens
     assert torch.equal(loaded.query_tokens, saved)
+
+
+# -- ablations (MA-LMM Tables 6 and 8, Fig. 3) --------------------------------------------------------
+
+
+def encode(model: MALMM, inputs: dict, **kwargs):
+    return model.encode_frames(inputs["pixel_values"], inputs["qformer_input_ids"], inputs["qformer_attention_mask"], **kwargs)
+
+
+@pytest.mark.parametrize("banks, self_sees, cross_sees", [("visual", "own", "past"), ("query", "past", "own"), ("none", "own", "own")])
+def test_memory_components_equal_their_direct_statement(instructblip_dir, banks, self_sees, cross_sees):
+    model = load(instructblip_dir, memory_bank_length=5, memory_banks=banks)
+    inputs = batch(t=5, seed=4)
+    with torch.no_grad():
+        model.temporal_embedding.weight.normal_(0, 0.5)
+        ours, state = encode(model, inputs, total_frames=5)
+        direct = reference_last_queries(model, inputs, self_sees, cross_sees)
+    torch.testing.assert_close(ours, direct, rtol=1e-5, atol=1e-5)
+    assert (state.visual is not None) == (banks == "visual") and (state.queries is not None) == (banks == "query")
+
+
+def test_visual_only_never_touches_the_query_banks(instructblip_dir, monkeypatch):
+    from mixma.models.malmm.streaming import StreamingBank
+
+    model = load(instructblip_dir, memory_bank_length=2, memory_banks="visual")
+    widths = []
+    push = StreamingBank.push
+    monkeypatch.setattr(StreamingBank, "push", lambda self, x: widths.append(x.shape[-1]) or push(self, x))
+    with torch.no_grad():
+        model(**batch(t=4))
+    assert widths and set(widths) == {model.config.vision_config.hidden_size}  # visual bank pushes only
+
+
+def test_no_memory_sees_the_last_frame_only(instructblip_dir, hf):
+    model = load(instructblip_dir, memory_bank_length=3, memory_banks="none")
+    inputs = batch(t=4)
+    other = {**inputs, "pixel_values": inputs["pixel_values"].clone()}
+    other["pixel_values"][:, :3] = torch.randn_like(other["pixel_values"][:, :3])  # earlier frames changed
+    with torch.no_grad():
+        ours = model(**inputs).logits
+        theirs = hf(**{**inputs, "pixel_values": inputs["pixel_values"][:, -1]}).logits  # temporal embedding is zero
+        torch.testing.assert_close(model(**other).logits, ours, rtol=0, atol=0)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+
+
+def test_fifo_keeps_the_newest_frames_and_concat_keeps_all(instructblip_dir):
+    inputs = batch(t=6, seed=2)
+    fifo = load(instructblip_dir, memory_bank_length=2, compression="fifo")
+    concat = load(instructblip_dir, memory_bank_length=2, compression="concat")
+    with torch.no_grad():
+        features = fifo._frame_features(inputs["pixel_values"], 0, 6)  # [B, T, P, C]
+        _, kept = encode(fifo, inputs, total_frames=6)
+        _, grown = encode(concat, inputs, total_frames=6)
+    assert torch.equal(kept.visual.values, features[:, -2:]) and torch.all(kept.visual.sizes == 1)
+    assert len(grown.visual) == 6 and torch.equal(grown.visual.values, features)
+    assert all(len(q) == 6 for q in grown.queries)
+
+
+def test_mean_pooling_needs_the_video_length(instructblip_dir):
+    model = load(instructblip_dir, memory_bank_length=2, compression="mean")
+    inputs = batch(t=5)
+    with torch.no_grad():
+        features = model._frame_features(inputs["pixel_values"], 0, 5)
+        _, state = encode(model, inputs, total_frames=5)
+        assert model(**inputs).logits.isfinite().all()
+        with pytest.raises(ValueError, match="needs its length"):
+            encode(model, inputs)
+    # 5 frames in 2 segments: frames 0-2 and 3-4 (floor(f * 2 / 5))
+    torch.testing.assert_close(state.visual.values, torch.stack([features[:, :3].mean(1), features[:, 3:].mean(1)], 1))
+
+
+@pytest.mark.parametrize("compression", ["mbc", "fifo", "mean"])
+def test_one_slot_banks_work(instructblip_dir, compression):
+    model = load(instructblip_dir, memory_bank_length=1, compression=compression)
+    inputs = batch(t=5)
+    with torch.no_grad():
+        assert model(**inputs).logits.isfinite().all()
+        _, state = encode(model, inputs, total_frames=5)
+    assert len(state.visual) == 1 and all(len(q) == 1 for q in state.queries)
+    assert torch.all(state.visual.sizes == (1 if compression == "fifo" else 5))
+
+
+def test_ablation_options_are_validated_saved_and_loaded(instructblip_dir, tmp_path):
+    from mixma.models.malmm import MALMMConfig
+
+    base = MALMMConfig.from_pretrained(instructblip_dir).to_dict()
+    for bad, match in [({"memory_banks": "text"}, "memory_banks must be one of"), ({"compression": "tome"}, "compression must be one of"),
+                       ({"memory_bank_length": 0, "compression": "fifo"}, "turns memory off"),
+                       ({"post_layernorm_eps": 0.0}, "post_layernorm_eps")]:
+        with pytest.raises(ValueError, match=match):
+            MALMMConfig(**{**base, **bad})
+    model = load(instructblip_dir, memory_bank_length=3, memory_banks="query", compression="fifo", post_layernorm_eps=1e-5)
+    assert model.vision_model.post_layernorm.eps == 1e-5
+    model.save_pretrained(tmp_path)
+    again = MALMM.from_pretrained(tmp_path)
+    assert (again.config.memory_banks, again.config.compression, again.config.memory_bank_length) == ("query", "fifo", 3)
+    assert again.vision_model.post_layernorm.eps == 1e-5
+    assert load(instructblip_dir).vision_model.post_layernorm.eps == 1e-6  # transformers' value unless asked
+
+
+@pytest.mark.parametrize("compression", ["mbc", "mean", "concat"])
+def test_streaming_banks_equal_the_functional_path(instructblip_dir, compression):
+    """With gradients the banks are `Bank` values, without them `StreamingBank`s: same banks, and
+    outputs equal up to the order attention sums its keys in."""
+    model = load(instructblip_dir, memory_bank_length=2, compression=compression)
+    inputs = batch(t=7, seed=6)
+    with torch.no_grad():
+        streamed, s_state = encode(model, inputs, total_frames=7)
+    with torch.enable_grad():
+        functional, f_state = encode(model, inputs, total_frames=7)
+    torch.testing.assert_close(streamed, functional.detach(), rtol=1e-5, atol=1e-6)
+    for a, b in zip([s_state.visual, *s_state.queries], [f_state.visual, *f_state.queries]):
+        torch.testing.assert_close(a.values, b.values, rtol=1e-5, atol=1e-6)
+        assert torch.equal(a.sizes, b.sizes.to(a.sizes.dtype))

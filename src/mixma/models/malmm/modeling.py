@@ -22,6 +22,17 @@ style, and MA-LMM's own ablation).
 Memory is explicit state (`MemoryState`): `encode_frames` takes it and returns the new one, so a
 video can be streamed a frame or a chunk at a time, and nothing carries over between videos.
 
+The paper's ablations are configuration options (saved with the model): `memory_banks` (Table 6:
+"both", "visual", "query" or "none"; with "none" earlier frames reach nothing, so the LLM sees the
+last frame only: for all frames into the LLM use `memory_bank_length = 0`), `compression`
+(Table 8: "mbc", "fifo", "mean" or "concat", see `mixma.models.malmm.memory`) and
+`memory_bank_length` (Fig. 3).
+
+Without gradients (inference, and the memory frames of training) the banks are
+`StreamingBank`s, updated in place; with gradients they are `Bank` values. Both give the same
+banks; attention then reads the streaming banks' slots in another order, which changes outputs
+only by float rounding.
+
 Frames beyond the temporal table (`max_num_frames`): when the caller says how many frames the
 video has (`total_frames`, as `forward` and `generate` do), positions are spread evenly over the
 table and embedded by linear interpolation between rows; when streaming without a total, frames
@@ -30,37 +41,72 @@ past the end reuse the last row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 from transformers import AutoConfig, InstructBlipConfig, InstructBlipForConditionalGeneration
 from transformers.utils import ModelOutput
 
-from mixma.models.malmm.memory import MemoryState
+from mixma.models.malmm.memory import COMPRESSIONS, Compression, MemoryPolicy, MemoryState
+from mixma.models.malmm.streaming import LayerBanks, StreamingBank
+
+MemoryBanks = Literal["both", "visual", "query", "none"]
+MEMORY_BANKS: tuple[str, ...] = get_args(MemoryBanks)
 
 
 class MALMMConfig(InstructBlipConfig):
     """InstructBLIP's configuration plus MA-LMM's memory settings.
 
     Args:
-        memory_bank_length: slots per memory bank (M); 0 turns memory off. MA-LMM used 10 for
-            QA, 20 for classification, 40 for captioning.
+        memory_bank_length: slots per memory bank (M); 0 turns memory off (every frame's query
+            outputs go to the LLM). MA-LMM used 10 for QA, 20 for classification, 40 for
+            captioning.
         max_num_frames: rows of the temporal embedding table (MA-LMM: 120).
         vision_chunk: frames encoded by the vision model at once when streaming a video (bounds
             memory without hurting speed).
+        memory_banks: which banks the Q-Former attends to (MA-LMM Table 6): "both" (MA-LMM),
+            "visual" (past frame features in cross-attention only), "query" (past layer inputs
+            in self-attention only) or "none" (no memory: the LLM sees the last frame only).
+        compression: how a bank stays at M slots (Table 8): "mbc" (MA-LMM: merge the most
+            similar adjacent pair per token), "fifo" (forget the oldest slot), "mean" (temporal
+            average pooling: the video is cut into M equal segments and each slot is the mean of
+            its segment's frames so far, whatever their content; needs the video's length, which
+            `forward` and `generate` know) or "concat" (none: banks keep every frame, so memory
+            and attention grow with the video).
+        post_layernorm_eps: epsilon of the vision model's final layer norm (LAVIS's `ln_vision`,
+            1e-5 in MA-LMM), or None for the vision config's `layer_norm_eps` (1e-6, as
+            transformers' InstructBLIP). `mixma.models.malmm.lavis` sets it when converting.
         **kwargs: everything `InstructBlipConfig` takes.
+
+    Raises:
+        ValueError: an option out of range, or memory options with memory off.
     """
 
     model_type = "malmm"
 
-    def __init__(self, memory_bank_length: int = 10, max_num_frames: int = 120, vision_chunk: int = 8, **kwargs):
+    def __init__(self, memory_bank_length: int = 10, max_num_frames: int = 120, vision_chunk: int = 8,
+                 memory_banks: MemoryBanks = "both", compression: Compression = "mbc",
+                 post_layernorm_eps: float | None = None, **kwargs):
         super().__init__(**kwargs)
         if memory_bank_length < 0 or max_num_frames < 1 or vision_chunk < 1:
             raise ValueError("memory_bank_length must be >= 0, max_num_frames and vision_chunk >= 1")
+        if memory_banks not in MEMORY_BANKS:
+            raise ValueError(f"memory_banks must be one of {MEMORY_BANKS}, got {memory_banks!r}")
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+        if memory_bank_length == 0 and (memory_banks, compression) != ("both", "mbc"):
+            raise ValueError("memory_bank_length=0 turns memory off; memory_banks and compression need memory_bank_length >= 1")
+        if post_layernorm_eps is not None and not post_layernorm_eps > 0:
+            raise ValueError(f"post_layernorm_eps must be > 0, got {post_layernorm_eps}")
         self.memory_bank_length = memory_bank_length
         self.max_num_frames = max_num_frames
         self.vision_chunk = vision_chunk
+        self.memory_banks = memory_banks
+        self.compression = compression
+        self.post_layernorm_eps = post_layernorm_eps
 
 
 AutoConfig.register(MALMMConfig.model_type, MALMMConfig)
@@ -95,6 +141,15 @@ class MALMM(InstructBlipForConditionalGeneration):
         self.loss_type = "ForCausalLM"  # next-token loss on the LLM's logits (labels -100 ignored)
         self.temporal_embedding = nn.Embedding(config.max_num_frames, config.vision_config.hidden_size)
         nn.init.zeros_(self.temporal_embedding.weight)  # at start, exactly InstructBLIP
+        if config.post_layernorm_eps is not None:  # transformers ties it to the encoder's own norms
+            self.vision_model.post_layernorm.eps = config.post_layernorm_eps
+
+    @property
+    def memory_policy(self) -> MemoryPolicy:
+        """What this model remembers (from its configuration; memory on)."""
+        banks = self.config.memory_banks
+        return MemoryPolicy(max(1, self.config.memory_bank_length), self.config.compression,
+                            visual=banks in ("both", "visual"), queries=banks in ("both", "query"))
 
     def _init_weights(self, module):
         if module is getattr(self, "temporal_embedding", None):
@@ -144,32 +199,87 @@ class MALMM(InstructBlipForConditionalGeneration):
     # -- Q-Former with memory --------------------------------------------------------------------
 
     def _qformer_step(
-        self, frame: torch.Tensor, input_ids: torch.Tensor, text_mask: torch.Tensor, memory: MemoryState
+        self, input_ids: torch.Tensor, text_mask: torch.Tensor, visual_keys: torch.Tensor,
+        layer_keys: Callable[[int, torch.Tensor], tuple[torch.Tensor, int]],
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One frame through the Q-Former, attending to memory. Returns the query outputs
-        `[B, Nq, D]` and each layer's input `[B, Nq + L, D]` (what the query banks keep)."""
-        b = frame.shape[0]
+        """One frame through the Q-Former, attending to memory.
+
+        Args:
+            input_ids, text_mask: the instruction `[B, L]`.
+            visual_keys: `[B, S, C]`, what cross-attention attends to (the frame's features,
+                after the visual memory's).
+            layer_keys: `(i, hidden) -> (keys, copies)`: layer i's self-attention keys and values
+                `[B, copies * (Nq + L), D]` (its input `hidden`, with that layer's memory).
+
+        Returns:
+            The query outputs `[B, Nq, D]` and each layer's input `[B, Nq + L, D]` (what the query
+            banks keep).
+        """
+        b = visual_keys.shape[0]
         queries = self.query_tokens.expand(b, -1, -1)
         num_queries = queries.shape[1]
         hidden = self.qformer.embeddings(input_ids=input_ids, query_embeds=queries)  # [B, Nq+L, D]
         mask = torch.cat([torch.ones(b, num_queries, dtype=text_mask.dtype, device=text_mask.device), text_mask], 1)
-        visual = frame if memory.visual is None else torch.cat([memory.visual.flat(), frame], 1)  # [B, (m+1)P, C]
         layer_inputs = []
         for i, layer in enumerate(self.qformer.encoder.layer):
             layer_inputs.append(hidden)
-            bank = None if memory.queries is None else memory.queries[i]
-            keys = hidden if bank is None else torch.cat([bank.flat(), hidden], 1)  # [B, (m+1)(Nq+L), D]
-            self_mask = _padding_mask(mask, hidden.dtype, 1 if bank is None else len(bank) + 1)
+            keys, copies = layer_keys(i, hidden)  # [B, copies*(Nq+L), D]
+            self_mask = _padding_mask(mask, hidden.dtype, copies)
             context, _ = layer.attention.attention(hidden, encoder_hidden_states=keys, encoder_attention_mask=self_mask)
             attended = layer.attention.output(context, hidden)
             query_part = attended[:, :num_queries]
             if layer.has_cross_attention:
-                query_part = layer.crossattention(query_part, encoder_hidden_states=visual)
+                query_part = layer.crossattention(query_part, encoder_hidden_states=visual_keys)
             out = layer.feed_forward_chunk_query(query_part)
             if attended.shape[1] > num_queries:
                 out = torch.cat([out, layer.feed_forward_chunk(attended[:, num_queries:])], 1)
             hidden = out
         return hidden[:, :num_queries], layer_inputs
+
+    def _step(self, frame: torch.Tensor, input_ids: torch.Tensor, text_mask: torch.Tensor, memory: MemoryState,
+              policy: MemoryPolicy, detach: bool) -> tuple[torch.Tensor, MemoryState]:
+        """One frame `[B, P, C]` with `Bank` memory (differentiable): keys are concatenations."""
+        visual = frame if memory.visual is None else torch.cat([memory.visual.flat(), frame], 1)  # [B, (m+1)P, C]
+
+        def layer_keys(i: int, hidden: torch.Tensor) -> tuple[torch.Tensor, int]:
+            bank = None if memory.queries is None else memory.queries[i]
+            if bank is None:
+                return hidden, 1
+            return torch.cat([bank.flat(), hidden], 1), len(bank) + 1  # [B, (m+1)(Nq+L), D]
+
+        output, layer_inputs = self._qformer_step(input_ids, text_mask, visual, layer_keys)
+        return output, memory.remember(frame, layer_inputs, policy, detach)
+
+    def _streaming_step(self, frame: torch.Tensor, input_ids: torch.Tensor, text_mask: torch.Tensor,
+                        memory: MemoryState, policy: MemoryPolicy) -> tuple[torch.Tensor, MemoryState]:
+        """One frame with streaming memory (no gradients; the banks are this call's own): each
+        bank takes the new slot, the Q-Former reads it as a view, then the banks settle (the query
+        banks of all layers as one `LayerBanks`)."""
+        visual_bank = memory.visual
+        if policy.visual:
+            visual_bank = visual_bank or StreamingBank(frame, policy.length, policy.compression, policy.total_frames)
+            visual = visual_bank.push(frame)  # [B, (m+1)P, C]
+        else:
+            visual = frame
+        layers = len(self.qformer.encoder.layer)
+        queries = memory.queries
+
+        def layer_keys(i: int, hidden: torch.Tensor) -> tuple[torch.Tensor, int]:
+            nonlocal queries
+            if not policy.queries:
+                return hidden, 1
+            if queries is None:
+                queries = LayerBanks.empty(hidden, layers, policy.length, policy.compression, policy.total_frames)
+            b = hidden.shape[0]
+            return queries.bank.stage(hidden, i * b), len(queries.bank) + 1  # [B, (m+1)(Nq+L), D]
+
+        output, _ = self._qformer_step(input_ids, text_mask, visual, layer_keys)
+        if visual_bank is not None:
+            visual_bank.settle()
+        if queries is not None:
+            queries.bank.commit()
+            queries.bank.settle()
+        return output, MemoryState(visual_bank, queries, memory.frames_seen + 1)
 
     def encode_frames(
         self,
@@ -185,7 +295,8 @@ class MALMM(InstructBlipForConditionalGeneration):
         Args:
             pixel_values: `[B, k, 3, H, W]`, the next k frames of each video.
             qformer_input_ids, qformer_attention_mask: the instruction for the Q-Former `[B, L]`.
-            memory: the state returned by the previous call; None for a new video.
+            memory: the state returned by the previous call (never changed by this one); None
+                for a new video.
             total_frames: the video's length, if known (spreads long videos over the temporal
                 table; see the module docstring).
             detach_memory: store detached features in memory, as MA-LMM does (False keeps the
@@ -197,14 +308,17 @@ class MALMM(InstructBlipForConditionalGeneration):
         memory = memory or MemoryState()
         if qformer_attention_mask is None:
             qformer_attention_mask = torch.ones_like(qformer_input_ids)
-        max_length = max(1, self.config.memory_bank_length)
+        policy = replace(self.memory_policy, total_frames=total_frames)
+        streaming = detach_memory and not torch.is_grad_enabled()
+        if streaming:  # this call's own copies, updated in place
+            memory = _streaming_copy(memory, policy)
         output = None
         for start in range(0, pixel_values.shape[1], self.config.vision_chunk):
             chunk = pixel_values[:, start : start + self.config.vision_chunk]
             features = self._frame_features(chunk, memory.frames_seen, total_frames)  # [B, k, P, C]
             for i in range(features.shape[1]):
-                output, layer_inputs = self._qformer_step(features[:, i], qformer_input_ids, qformer_attention_mask, memory)
-                memory = memory.remember(features[:, i], layer_inputs, max_length, detach_memory)
+                args = (features[:, i], qformer_input_ids, qformer_attention_mask, memory, policy)
+                output, memory = self._streaming_step(*args) if streaming else self._step(*args, detach_memory)
         return output, memory
 
     def get_video_features(
@@ -226,6 +340,10 @@ class MALMM(InstructBlipForConditionalGeneration):
             qformer_attention_mask = torch.ones_like(qformer_input_ids)
         if self.config.memory_bank_length == 0:
             return self._features_without_memory(pixel_values, qformer_input_ids, qformer_attention_mask)
+        if self.config.memory_banks == "none":  # nothing carries over: earlier frames cannot matter
+            output, _ = self.encode_frames(pixel_values[:, -1:], qformer_input_ids, qformer_attention_mask,
+                                           MemoryState(frames_seen=t - 1), t)
+            return self.language_projection(output)
         if memory_gradients:
             output, _ = self.encode_frames(pixel_values, qformer_input_ids, qformer_attention_mask, None, t, detach_memory=False)
             return self.language_projection(output)
@@ -241,7 +359,7 @@ class MALMM(InstructBlipForConditionalGeneration):
         b, t = pixel_values.shape[:2]
         features = self._frame_features(pixel_values, 0, t).flatten(0, 1)  # [B*T, P, C]
         output, _ = self._qformer_step(
-            features, input_ids.repeat_interleave(t, 0), text_mask.repeat_interleave(t, 0), MemoryState()
+            input_ids.repeat_interleave(t, 0), text_mask.repeat_interleave(t, 0), features, lambda i, hidden: (hidden, 1)
         )  # [B*T, Nq, D]
         return self.language_projection(output).reshape(b, t * output.shape[1], -1)  # [B, T*Nq, D_llm]
 
@@ -312,3 +430,24 @@ class MALMM(InstructBlipForConditionalGeneration):
         return self.language_model.generate(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, input_ids=input_ids, **generate_kwargs
         )
+
+
+def _streaming_copy(memory: MemoryState, policy: MemoryPolicy) -> MemoryState:
+    """`memory` with streaming banks of its own (copies: the caller's state stays as it was)."""
+    def own(bank):
+        if bank is None:
+            return None
+        if isinstance(bank, StreamingBank):
+            copy = bank.clone()
+            copy.total_frames = policy.total_frames or copy.total_frames
+            return copy
+        return StreamingBank.from_bank(bank, policy.length, policy.compression, policy.total_frames)
+
+    queries = memory.queries
+    if isinstance(queries, LayerBanks):
+        queries = queries.clone()
+        queries.bank.total_frames = policy.total_frames or queries.bank.total_frames
+    elif queries is not None:
+        queries = LayerBanks.from_banks([bank.to_bank() for bank in queries], policy.length, policy.compression,
+                                        policy.total_frames)
+    return MemoryState(own(memory.visual), queries, memory.frames_seen)
