@@ -89,7 +89,7 @@ def test_loglikelihood_is_the_continuations_log_probability(evaluator, indexed_v
 
     a = evaluator.assistant
     tokenizer, model = a.processor.tokenizer, a.model
-    pixels = a.transform(sample_frames(indexed_video, 6, a.data.eval_strategy, size=a.data.image_size).frames)[None]
+    pixels = a.pixel_values(sample_frames(indexed_video, 6, a.data.eval_strategy, size=a.data.image_size))
     prompt = f"Question: {QUESTION} Short answer:"
     qformer = a.processor.qformer_tokenizer([prompt], return_tensors="pt")
     start = [a.processor.image_token_id] * model.config.num_query_tokens + tokenizer(prompt).input_ids

@@ -164,18 +164,14 @@ class MALMMRequests:
     @torch.no_grad()
     def _score(self, video: str, context: str, continuation: str) -> tuple[float, bool]:
         """Log-probability of `continuation` after the QA prompt, from one forward pass."""
-        from mixma.video.sampling import sample_frames
+        from mixma.models.malmm.processing import visual_token_count
 
         assistant, model = self.assistant, self.assistant.model
         data = assistant.data
         num_frames = self.num_frames or data.num_frames
-        strategy = self.strategy or data.eval_strategy
-        sample = sample_frames(video, num_frames, strategy, size=data.decode_size or data.image_size,
-                               **(data.mixed if strategy == "mixed" else {}))
-        pixels = assistant.transform(sample.frames)[None]  # [1, T, 3, S, S]
-        template = getattr(getattr(data, "prompts", None), "qa", "Question: {question} Short answer:")
-        nq = model.config.num_query_tokens
-        visual = nq if model.config.memory_bank_length > 0 else nq * num_frames
+        pixels = assistant.pixel_values(video, num_frames, self.strategy)  # [1, T, 3, S, S], as `ask` samples them
+        template = data.prompts.qa
+        visual = visual_token_count(model.config, num_frames)
         batch = assistant.processor([template.format(question=context)], [continuation], visual)
         labels = batch.pop("labels")[0]
         eos = assistant.processor.tokenizer.eos_token_id
