@@ -66,10 +66,9 @@ def caption_weights(folder: Path, seed: int = 0) -> dict[str, float]:
     import torch
 
     from mixma.data.annotations import read_records
-    from mixma.data.section import video_input
     from mixma.losses.weighting import MetaWeighting
     from mixma.runs.folder import latest_checkpoint
-    from mixma.runs.mama import load_mama_run, load_trained_loss
+    from mixma.runs.mama import load_mama_run, load_trained_loss, video_inputs
     from mixma.train.state import load_state
 
     latest = latest_checkpoint(folder)
@@ -80,10 +79,17 @@ def caption_weights(folder: Path, seed: int = 0) -> dict[str, float]:
     meta.load_state_dict(load_state(latest)["stateful"]["meta_weighting"])
     criterion = load_trained_loss(latest)
     records = [r for r in read_records(Path(data.root) / f"{data.train_split}.jsonl") if r.augmented]
-    video = video_input(data, data.eval_strategy)
+    video, store = video_inputs(data, model, data.eval_strategy)  # the frozen tower's cached outputs, if any
+    if store is not None:
+        store.compute([(r.video_path(data.root), r.clip) for r in records], progress=False)
+
+    def frames(chunk):
+        if store is not None:
+            return {"vision_features": torch.stack([store.load(r.video_path(data.root), r.clip) for r in chunk])}
+        return {"pixel_values": torch.stack([video(r.video_path(data.root)) for r in chunk])}
+
     with torch.no_grad():
-        videos = torch.cat([model.embed_videos(torch.stack([video(r.video_path(data.root)) for r in records[i : i + batch_size]]))
-                            for i in range(0, len(records), batch_size)])
+        videos = torch.cat([model.embed_videos(**frames(records[i : i + batch_size])) for i in range(0, len(records), batch_size)])
         tokens = [tokenizer(list(r.augmented), padding=True, truncation=True, max_length=data.max_text_len, return_tensors="pt")
                   for r in records]
         texts = [model.embed_texts(t.input_ids, t.attention_mask) for t in tokens]  # each [captions, P]
@@ -124,6 +130,28 @@ def oracle_bench(bench: Path, target: Path) -> None:
     (target / "train.jsonl").write_text("\n".join(lines) + "\n")
 
 
+def bootstrap(ranks: dict[tuple[str, int], list[int]], methods: list[str], seeds: list[int], baseline: str,
+              samples: int = 2000, seed: int = 0) -> dict[str, dict[str, float]]:
+    """95% intervals of t2v R@1 over resampled test queries (the same resample for every run, so
+    differences are paired), averaged over seeds, for each method and for its difference to
+    `baseline`."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    hits = {key: np.asarray(r) == 1 for key, r in ranks.items()}  # per query: ranked first?
+    n = len(next(iter(hits.values())))
+    draws = rng.integers(0, n, size=(samples, n))
+    r1 = {m: np.mean([hits[(m, s)][draws].mean(1) * 100 for s in seeds], axis=0) for m in methods}  # [samples]
+    out = {}
+    for m in methods:
+        low, high = np.percentile(r1[m], [2.5, 97.5])
+        out[m] = {"low": float(low), "high": float(high)}
+        if m != baseline and baseline in r1:
+            d_low, d_high = np.percentile(r1[m] - r1[baseline], [2.5, 97.5])
+            out[m] |= {"diff_low": float(d_low), "diff_high": float(d_high)}
+    return out
+
+
 def run(method: str, seed: int, args) -> dict:
     name = method.replace(" ", "_").replace("+", "plus").translate(str.maketrans("", "", ",()"))
     folder = args.out / f"{name}-seed{seed}"
@@ -134,22 +162,27 @@ def run(method: str, seed: int, args) -> dict:
     overrides = [f"data.root={args.bench}", *epochs, f"run.seed={seed}", "run.threads=1", *method_overrides]
     if not (folder / "summary.json").exists():
         resume = ["--resume"] if (folder / "checkpoints" / "latest").exists() else []  # an interrupted run goes on
-        subprocess.run([*mixma, "train", "mama", str(ROOT / "configs/mama_synthetic.yaml"), "-o", str(folder), *resume,
+        subprocess.run([*mixma, "train", "mama", str(args.config), "-o", str(folder), *resume,
                         *sum((["--set", o] for o in overrides), [])], check=True, env=env, stderr=subprocess.DEVNULL)
-    out = subprocess.run([*mixma, "eval", str(folder), "--split", "test"], check=True, env=env, capture_output=True, text=True)
+    predictions = folder / "test_predictions.jsonl"
+    out = subprocess.run([*mixma, "eval", str(folder), "--split", "test", "--predictions", str(predictions)],
+                         check=True, env=env, capture_output=True, text=True)
     metrics = json.loads(out.stdout)
+    ranks = [json.loads(line)["rank"] for line in predictions.read_text().splitlines()]
     summary = json.loads((folder / "summary.json").read_text())
     seconds = summary["seconds"]
     # a direct weighting has no function of the loss to evaluate afterwards
     weights = caption_weights(folder) if "meta" in method and "direct" not in method else {}
     print(f"{method} seed {seed}: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in KEYS) + f" ({seconds:.0f} s) {weights}", flush=True)
     return {"method": method, "seed": seed, "seconds": seconds, "steps": summary["steps"], **{k: metrics[k] for k in KEYS},
-            **weights}
+            **weights, "ranks": ranks}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", required=True)
+    parser.add_argument("--config", type=Path, default=ROOT / "configs/mama_synthetic.yaml",
+                        help="the run config every method starts from (default: the from-scratch study's)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="default: the config's")
@@ -163,12 +196,16 @@ def main() -> None:
     jobs = [(m, s) for s in args.seeds for m in methods]
     with ThreadPoolExecutor(args.parallel) as pool:
         results = list(pool.map(lambda job: run(*job, args), jobs))
+    baseline = "InfoNCE" if "InfoNCE" in methods else methods[0]
+    intervals = bootstrap({(r["method"], r["seed"]): r["ranks"] for r in results}, methods, args.seeds, baseline)
+    queries = len(results[0]["ranks"])
     lines = [
-        f"Test split, {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), {results[0]['steps']} steps each; "
-        "40% of training captions wrong; mean ± std (%).",
+        f"Test split ({queries} captions as queries), {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), "
+        f"{results[0]['steps']} steps each; 40% of training captions wrong; mean ± std over seeds (%), and for t2v "
+        f"R@1 the 95% bootstrap interval over test queries (seeds averaged) and of the paired difference to {baseline}.",
         "",
-        "| method | " + " | ".join(KEYS) + " | train time |",
-        "|---|" + "---|" * len(KEYS) + "---|",
+        "| method | " + " | ".join(KEYS) + f" | t2v R@1, 95% interval | difference to {baseline} | train time |",
+        "|---|" + "---|" * len(KEYS) + "---|---|---|",
     ]
     for method in methods:
         rows = [r for r in results if r["method"] == method]
@@ -178,7 +215,9 @@ def main() -> None:
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.1f} ± {spread:.1f}")
         seconds = statistics.mean(r["seconds"] for r in rows)
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {seconds:.0f} s |")
+        ci = intervals[method]
+        diff = f"[{ci['diff_low']:+.1f}, {ci['diff_high']:+.1f}]" if "diff_low" in ci else ""
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | [{ci['low']:.1f}, {ci['high']:.1f}] | {diff} | {seconds:.0f} s |")
     weighted = [m for m in methods if any("weight_wrong" in r for r in results if r["method"] == m)]
     if weighted:
         lines += ["", "What the learned weighting does to the training pairs (final model and weighting net, mean over seeds):", "",
@@ -189,7 +228,7 @@ def main() -> None:
                 weight, loss = (statistics.mean(r[f"{q}_{kind}"] for r in rows) for q in ("weight", "loss"))
                 lines.append(f"| {method} | {kind} augmented captions | {weight:.3f} | {loss:.3f} |")
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.json").write_text(json.dumps({"runs": results, "intervals": intervals}, indent=2) + "\n")
     print("\n".join(lines))
 
 

@@ -71,7 +71,8 @@ class VideoAssistant:
         or with `num_frames` / `strategy`) or for frames already sampled (a `FrameSample`), with
         the model's resizing and normalisation."""
         source = replace(self.data, num_frames=num_frames or self.data.num_frames)
-        frames = video_input(source, strategy or self.data.eval_strategy, cached=False)  # a user's clip: no cache
+        frames = video_input(source, strategy or self.data.eval_strategy, cached=False,  # a user's clip: no cache
+                             normalization=self.model.input_normalization)
         if isinstance(video, FrameSample):
             return frames.transform(video.frames)[None]
         return frames(video)[None]  # [1, T, 3, S, S]

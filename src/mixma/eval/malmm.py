@@ -18,15 +18,15 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mixma._atomic import write_text
-from mixma.data.dataset import VideoDataset
+from mixma.data.dataset import VideoDataset, sources
 from mixma.data.records import load_records
 from mixma.data.samples import Sample, make_samples
-from mixma.data.section import Strategy, video_input
+from mixma.data.section import Strategy
 from mixma.errors import MixmaError
 from mixma.eval.metrics import FIRST_WORD_DATASETS, caption_metrics, exact_match_accuracy
 from mixma.models.malmm import MALMM
 from mixma.models.malmm.processing import MALMMProcessor, visual_token_count
-from mixma.runs.malmm import GenerateSection, MALMMDataSection, load_malmm_run
+from mixma.runs.malmm import GenerateSection, MALMMDataSection, load_malmm_run, video_inputs
 
 TOP_K = 5  # top-5 accuracy needs five beams
 
@@ -57,7 +57,11 @@ def evaluate_malmm(model: MALMM, processor: MALMMProcessor, samples: list[Sample
                    device: torch.device = torch.device("cpu"), progress: bool = True) -> tuple[dict, dict[str, list[str]]]:
     """Generate for every sample and score it; returns (metrics, {sample id: beams})."""
     model.eval()
-    dataset = VideoDataset([s.item() for s in samples], video_input(data, strategy or data.eval_strategy))
+    items = [s.item() for s in samples]
+    video, store = video_inputs(data, model, strategy or data.eval_strategy)
+    if store is not None:
+        store.compute(sources(items), progress=progress, desc="encoding evaluation frames with the frozen encoder")
+    dataset = VideoDataset(items, video, features=store)
     collate = partial(processor.collate, num_visual_tokens=visual_token_count(model.config, data.num_frames), with_targets=False)
     keep = min(TOP_K, generate.num_beams)
     predictions: dict[str, list[str]] = {}

@@ -9,6 +9,7 @@ a missing tensor, an unexpected one, or one of another shape is an error that na
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,6 +25,15 @@ from mixma.errors import MixmaError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+
+def weights_digest(module: nn.Module) -> str:
+    """A short hash of a module's weights and buffers: its identity, e.g. in cached features' names."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 class ModelFolderError(MixmaError, ValueError):

@@ -15,7 +15,9 @@ from typing import Literal
 
 from mixma.config import apply_overrides, from_dict
 from mixma.data.samples import TASKS, Prompts
-from mixma.data.section import VideoDataSection
+from mixma.data.features import FeatureStore
+from mixma.data.section import Strategy, VideoDataSection, VideoInput, video_input
+from mixma.errors import MixmaError
 from mixma.models.malmm import MALMM
 from mixma.models.malmm.processing import MALMMProcessor
 from mixma.models.malmm.small import SmallConfig
@@ -77,6 +79,18 @@ class MALMMRunConfig:
     generate: GenerateSection = field(default_factory=GenerateSection)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+
+def video_inputs(data: VideoDataSection, model: MALMM, strategy: Strategy, *,
+                 augment: bool = False) -> tuple[VideoInput, FeatureStore | None]:
+    """How an MA-LMM's videos become its input: frames sampled with `strategy`, normalised as its
+    vision model expects, and, with `data.cache_features`, the frozen backbone's stored outputs."""
+    video = video_input(data, strategy, augment=augment, normalization=model.input_normalization)
+    if not data.cache_features:
+        return video, None
+    if any(p.requires_grad for n, p in model.vision_model.named_parameters() if "post_layernorm" not in n):
+        raise MixmaError("data.cache_features needs a frozen vision encoder: set model.train_vision: false")
+    return video, FeatureStore(data.frame_cache / "features", video, model.vision_backbone, model.vision_backbone_digest())
 
 
 def load_base(source: str, section: MALMMModelSection) -> tuple[MALMM, MALMMProcessor]:

@@ -17,13 +17,14 @@ import torch
 from transformers import AutoTokenizer, CLIPVisionConfig
 
 from mixma.config import apply_overrides, from_dict
-from mixma.data.features import FeatureStore, tower_digest
+from mixma.data.features import FeatureStore
 from mixma.data.samples import CaptionPool
 from mixma.data.section import Strategy, Task, VideoDataSection, VideoInput, video_input
 from mixma.errors import MixmaError
 from mixma.losses.contrastive import AngularMarginConfig, AngularMarginLoss
 from mixma.losses.weighting import MetaWeightingConfig
 from mixma.models.dual_encoder import DualEncoder, DualEncoderOptions
+from mixma.models.folder import weights_digest
 from mixma.models.video_qa import AnswerVocab, MultipleChoiceVideoQA, OpenEndedVideoQA, VideoQAOptions
 from mixma.runs.config import OptimConfig, RunConfig
 from mixma.runs.folder import RunError, load_trained_into, read_run_config, read_trained, resolve_checkpoint, resolve_source, run_root
@@ -155,7 +156,7 @@ def video_inputs(data: MAMADataSection, model: torch.nn.Module, strategy: Strate
         return video, None
     if not encoder.config.freeze_vision:
         raise MixmaError("data.cache_features needs a frozen vision tower: set model.encoder.freeze_vision: true")
-    fingerprint = f"{tower_digest(encoder.vision_model)}-{encoder.config.frame_pooling}"
+    fingerprint = f"{weights_digest(encoder.vision_model)}-{encoder.config.frame_pooling}"
     return video, FeatureStore(data.frame_cache / "features", video, lambda pixels: encoder.frame_features(pixels)[0], fingerprint)
 
 

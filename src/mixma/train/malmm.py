@@ -17,18 +17,17 @@ from pathlib import Path
 import torch
 
 from mixma.config import dump_config
-from mixma.data.dataset import VideoDataset, warm_frames
+from mixma.data.dataset import VideoDataset, sources, warm_frames
 from mixma.data.records import load_records
 from mixma.data.samples import Sample, make_samples
-from mixma.data.section import video_input
 from mixma.errors import MixmaError
 from mixma.eval.malmm import eval_samples, evaluate_malmm, flat_metrics
 from mixma.models.malmm import MALMM
 from mixma.models.malmm.processing import MALMMProcessor, visual_token_count
 from mixma.models.malmm.small import build_small_malmm
 from mixma.runs.folder import BASE, resolve_source, save_folder, store_source
-from mixma.runs.malmm import MALMMRunConfig, load_base
-from mixma.train.distributed import Distributed, setup, teardown
+from mixma.runs.malmm import MALMMRunConfig, load_base, video_inputs
+from mixma.train.distributed import Distributed, barrier, setup, teardown
 from mixma.train.loop import TrainingJob, check_output, fit
 
 
@@ -82,13 +81,19 @@ def train_malmm(config: MALMMRunConfig, *, resume: bool = False, progress: bool 
         evaluation = eval_samples(data, data.eval_split, data.max_eval_samples) if data.eval_split else []
         model, processor = prepare_model(config, samples, out, info, resume)
         num_visual = visual_token_count(model.config, data.num_frames)
-        train_items, train_video = [s.item() for s in samples], video_input(data, data.train_strategy, augment=True)
+        train_items = [s.item() for s in samples]
+        train_video, store = video_inputs(data, model, data.train_strategy, augment=data.augment)
         shard = dict(rank=info.rank, world=info.world_size, progress=progress and info.is_main)
         warm_frames(train_items, train_video, desc="caching training frames (first run only)", **shard)
-        warm_frames([s.item() for s in evaluation], video_input(data, data.eval_strategy), desc="caching evaluation frames", **shard)
+        warm_frames([s.item() for s in evaluation], video_inputs(data, model, data.eval_strategy)[0],
+                    desc="caching evaluation frames", **shard)
+        if store is not None:
+            store.compute(sources(train_items)[info.rank :: info.world_size], progress=shard["progress"],
+                          desc="encoding training frames with the frozen encoder")
+            barrier(info)
 
         def loss(batch, step, lr):
-            inputs = {k: v for k, v in batch.items() if k != "index"}
+            inputs = {k: v for k, v in batch.items() if k != "index"}  # pixel_values, or vision_features
             return model(**inputs, memory_gradients=config.model.memory_gradients).loss
 
         def evaluate():
@@ -98,7 +103,7 @@ def train_malmm(config: MALMMRunConfig, *, resume: bool = False, progress: bool 
 
         job = TrainingJob(
             model=model,
-            dataset=VideoDataset(train_items, train_video, seed=config.run.seed),
+            dataset=VideoDataset(train_items, train_video, seed=config.run.seed, features=store),
             collate=partial(processor.collate, num_visual_tokens=num_visual, with_targets=True), loss=loss,
             evaluate=evaluate if evaluation else None,
             metric="CIDEr" if data.task == "captioning" else "top1",

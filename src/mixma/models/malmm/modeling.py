@@ -52,6 +52,9 @@ from transformers.utils import ModelOutput
 
 from mixma.models.malmm.memory import COMPRESSIONS, Compression, MemoryPolicy, MemoryState
 from mixma.models.malmm.streaming import LayerBanks, StreamingBank
+from mixma.models.malmm.vision import ImageEncoderVision
+from mixma.models.folder import weights_digest
+from mixma.models.vision.tower import input_normalization
 
 MemoryBanks = Literal["both", "visual", "query", "none"]
 MEMORY_BANKS: tuple[str, ...] = get_args(MemoryBanks)
@@ -79,6 +82,9 @@ class MALMMConfig(InstructBlipConfig):
         post_layernorm_eps: epsilon of the vision model's final layer norm (LAVIS's `ln_vision`,
             1e-5 in MA-LMM), or None for the vision config's `layer_norm_eps` (1e-6, as
             transformers' InstructBLIP). `mixma.models.malmm.lavis` sets it when converting.
+        vision_encoder: a pretrained ImageNet CNN instead of the ViT (the `tower_config` of an
+            `ImageEncoder`; see `mixma.models.malmm.vision`); `vision_config.hidden_size` must
+            be its width.
         **kwargs: everything `InstructBlipConfig` takes.
 
     Raises:
@@ -89,7 +95,7 @@ class MALMMConfig(InstructBlipConfig):
 
     def __init__(self, memory_bank_length: int = 10, max_num_frames: int = 120, vision_chunk: int = 8,
                  memory_banks: MemoryBanks = "both", compression: Compression = "mbc",
-                 post_layernorm_eps: float | None = None, **kwargs):
+                 post_layernorm_eps: float | None = None, vision_encoder: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         if memory_bank_length < 0 or max_num_frames < 1 or vision_chunk < 1:
             raise ValueError("memory_bank_length must be >= 0, max_num_frames and vision_chunk >= 1")
@@ -107,6 +113,7 @@ class MALMMConfig(InstructBlipConfig):
         self.memory_banks = memory_banks
         self.compression = compression
         self.post_layernorm_eps = post_layernorm_eps
+        self.vision_encoder = vision_encoder
 
 
 AutoConfig.register(MALMMConfig.model_type, MALMMConfig)
@@ -120,6 +127,17 @@ class MALMMOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     video_features: torch.Tensor | None = None
+
+
+def _video_input(pixel_values: torch.Tensor | None, vision_features: torch.Tensor | None, qformer_input_ids) -> torch.Tensor:
+    """The frames `[B, T, 3, H, W]`, or their cached `vision_backbone` outputs `[B, T, P, C]`."""
+    if (pixel_values is None) == (vision_features is None):
+        raise ValueError("give either pixel_values [B, T, 3, H, W] or vision_features [B, T, P, C]")
+    if qformer_input_ids is None:
+        raise ValueError("qformer_input_ids (the instruction for the Q-Former) are required")
+    if vision_features is not None and vision_features.dim() != 4:
+        raise ValueError(f"vision_features must be [B, T, P, C], got {tuple(vision_features.shape)}")
+    return pixel_values if pixel_values is not None else vision_features
 
 
 def _padding_mask(mask: torch.Tensor, dtype: torch.dtype, repeats: int = 1) -> torch.Tensor:
@@ -141,7 +159,10 @@ class MALMM(InstructBlipForConditionalGeneration):
         self.loss_type = "ForCausalLM"  # next-token loss on the LLM's logits (labels -100 ignored)
         self.temporal_embedding = nn.Embedding(config.max_num_frames, config.vision_config.hidden_size)
         nn.init.zeros_(self.temporal_embedding.weight)  # at start, exactly InstructBLIP
-        if config.post_layernorm_eps is not None:  # transformers ties it to the encoder's own norms
+        if config.vision_encoder is not None:  # a pretrained CNN in place of the ViT
+            eps = config.post_layernorm_eps or config.vision_config.layer_norm_eps
+            self.vision_model = ImageEncoderVision(config.vision_encoder, eps)
+        elif config.post_layernorm_eps is not None:  # transformers ties it to the encoder's own norms
             self.vision_model.post_layernorm.eps = config.post_layernorm_eps
 
     @property
@@ -172,6 +193,8 @@ class MALMM(InstructBlipForConditionalGeneration):
             frozen_vision = name.startswith("vision_model.") and not name.startswith("vision_model.post_layernorm")
             frozen_llm = name.startswith("language_model.")
             param.requires_grad = not ((frozen_vision and not train_vision) or (frozen_llm and not train_llm))
+        if isinstance(self.vision_model, ImageEncoderVision):  # its BatchNorm statistics stay as pretrained
+            self.vision_model.encoder.set_trainable(None if train_vision else 0)
         return [n for n, p in self.named_parameters() if p.requires_grad]
 
     # -- vision side -----------------------------------------------------------------------------
@@ -189,10 +212,35 @@ class MALMM(InstructBlipForConditionalGeneration):
         frac = (positions - low).unsqueeze(-1).to(table.dtype)
         return (table[low] * (1 - frac) + table[high] * frac).to(dtype)
 
-    def _frame_features(self, pixel_values: torch.Tensor, start: int, total: int | None) -> torch.Tensor:
-        """`[B, k, 3, H, W]` → vision features plus temporal embedding, `[B, k, P, C]`."""
-        b, k = pixel_values.shape[:2]
-        features = self.vision_model(pixel_values=pixel_values.flatten(0, 1), return_dict=True).last_hidden_state
+    @property
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per RGB channel, 0..1 scale, that `pixel_values` are normalised with:
+        CLIP's for InstructBLIP's ViT, the CNN's own for an `ImageEncoder`."""
+        return input_normalization(self.vision_model)
+
+    def vision_backbone_digest(self) -> str:
+        """A hash of the weights `vision_backbone` uses (what identifies its cached outputs)."""
+        vision = self.vision_model
+        return weights_digest(vision.encoder if isinstance(vision, ImageEncoderVision) else
+                            nn.ModuleList([vision.embeddings, vision.encoder]))
+
+    def vision_backbone(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """`[N, 3, H, W]` frames → the vision model's tokens before its final layer norm `[N, P, C]`:
+        all the model computes from pixels when the encoder is frozen (what `vision_features`
+        caches; the norm trains)."""
+        vision = self.vision_model
+        if isinstance(vision, ImageEncoderVision):
+            return vision.backbone(pixel_values)
+        return vision.encoder(inputs_embeds=vision.embeddings(pixel_values)).last_hidden_state
+
+    def _frame_features(self, frames: torch.Tensor, start: int, total: int | None) -> torch.Tensor:
+        """`[B, k, 3, H, W]` frames (or `[B, k, P, C]` `vision_backbone` outputs) → vision features
+        plus temporal embedding, `[B, k, P, C]`."""
+        b, k = frames.shape[:2]
+        if frames.dim() == 4:  # cached backbone outputs: only the final norm is left
+            features = self.vision_model.post_layernorm(frames.flatten(0, 1).to(self.vision_model.dtype))
+        else:
+            features = self.vision_model(pixel_values=frames.flatten(0, 1), return_dict=True).last_hidden_state
         features = features.view(b, k, *features.shape[1:])  # [B, k, P, C]
         return features + self._temporal(start, k, total, features.dtype)[None, :, None, :]
 
@@ -333,8 +381,9 @@ class MALMM(InstructBlipForConditionalGeneration):
         then learns from the last frame only; `memory_gradients=True` keeps the graph through
         every frame and the memory instead (training memory then grows with T).
         """
-        if pixel_values.dim() != 5:
-            raise ValueError(f"pixel_values must be [B, T, 3, H, W], got {tuple(pixel_values.shape)}")
+        if pixel_values.dim() not in (4, 5):
+            raise ValueError(f"pixel_values must be [B, T, 3, H, W] (or vision_features [B, T, P, C]), "
+                             f"got {tuple(pixel_values.shape)}")
         b, t = pixel_values.shape[:2]
         if qformer_attention_mask is None:
             qformer_attention_mask = torch.ones_like(qformer_input_ids)
@@ -380,23 +429,27 @@ class MALMM(InstructBlipForConditionalGeneration):
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
-        qformer_input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        qformer_input_ids: torch.Tensor | None = None,
         qformer_attention_mask: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         memory_gradients: bool = False,
+        vision_features: torch.Tensor | None = None,
         **kwargs,
     ) -> MALMMOutput:
         """Language-model logits (and the loss, given `labels` with -100 on ignored positions).
 
-        `memory_gradients`: see `get_video_features`.
+        `memory_gradients`: see `get_video_features`. `vision_features` `[B, T, P, C]`: the
+        frames' `vision_backbone` outputs, computed earlier (a frozen encoder's, cached), instead
+        of `pixel_values`.
         """
         if not self.config.use_decoder_only_language_model:
             raise NotImplementedError("MA-LMM here supports decoder-only language models")
-        features = self.get_video_features(pixel_values, qformer_input_ids, qformer_attention_mask, memory_gradients)
+        video = _video_input(pixel_values, vision_features, qformer_input_ids)
+        features = self.get_video_features(video, qformer_input_ids, qformer_attention_mask, memory_gradients)
         inputs_embeds = self._merge_visual_tokens(input_ids, inputs_embeds, features)
         if attention_mask is None:
             attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
@@ -410,17 +463,19 @@ class MALMM(InstructBlipForConditionalGeneration):
     @torch.no_grad()
     def generate(
         self,
-        pixel_values: torch.Tensor,
-        qformer_input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        qformer_input_ids: torch.Tensor | None = None,
         qformer_attention_mask: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        vision_features: torch.Tensor | None = None,
         **generate_kwargs,
     ) -> torch.LongTensor:
         """Generate text about each video (beam search, repetition penalty, ... as
         `transformers.GenerationMixin.generate`). Returns the language model's sequences, which
         for a decoder-only LLM start with `input_ids`."""
-        features = self.get_video_features(pixel_values, qformer_input_ids, qformer_attention_mask)
+        video = _video_input(pixel_values, vision_features, qformer_input_ids)
+        features = self.get_video_features(video, qformer_input_ids, qformer_attention_mask)
         if input_ids is None:  # only visual tokens and BOS, as InstructBLIP does
             start = [self.config.image_token_index] * features.shape[1] + [self.config.text_config.bos_token_id]
             input_ids = torch.tensor([start], dtype=torch.long, device=features.device).repeat(features.shape[0], 1)

@@ -108,8 +108,8 @@ class MALMMProcessor:
         inputs; `index` is kept so evaluation can match outputs to samples."""
         prompts = [it["prompt"] for it in items]
         text = self(prompts, [it["target"] for it in items] if with_targets else None, num_visual_tokens)
-        return {"pixel_values": torch.stack([it["pixel_values"] for it in items]),
-                "index": torch.tensor([it["index"] for it in items]), **text}
+        video = "vision_features" if "vision_features" in items[0] else "pixel_values"  # cached, or frames
+        return {video: torch.stack([it[video] for it in items]), "index": torch.tensor([it["index"] for it in items]), **text}
 
     def decode(self, sequences: torch.Tensor, prompt_length: int) -> list[str]:
         """Generated text only: drop the `prompt_length` input tokens and special tokens."""

@@ -18,6 +18,8 @@ from transformers import InstructBlipQFormerConfig, InstructBlipVisionConfig, Ll
 
 from mixma.models.malmm.modeling import MALMM, MALMMConfig
 from mixma.models.malmm.processing import MALMMProcessor, ProcessorConfig
+from mixma.models.vision.encoder import ImageEncoder
+from mixma.models.vision.tower import tower_config
 
 SPECIALS = ("[PAD]", "[BOS]", "[EOS]", "[UNK]", "<image>")
 _WORD = re.compile(r"\w+|[^\w\s]+")  # how the `Whitespace` pre-tokenizer splits text
@@ -38,6 +40,8 @@ class SmallConfig:
     heads: int = 4
     num_query_tokens: int = 8
     max_num_frames: int = 120  # rows of the temporal position embedding
+    vision: str | None = None  # a pretrained ImageNet CNN (efficientnet-lite0/1/2, mobilenet-v2) as the
+    # vision model, in place of a random ViT (then vision_hidden, vision_layers and patch_size are unused)
 
 
 def word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
@@ -62,17 +66,20 @@ def build_small_malmm(
     `MALMMConfig` default)."""
     tokenizer = word_tokenizer(texts)
     vocab = len(tokenizer)
+    encoder = ImageEncoder.from_pretrained(config.vision) if config.vision else None
+    width = encoder.output_dim if encoder is not None else config.vision_hidden
     model_config = MALMMConfig(
         vision_config=InstructBlipVisionConfig(
-            hidden_size=config.vision_hidden, intermediate_size=4 * config.vision_hidden,
+            hidden_size=width, intermediate_size=4 * config.vision_hidden,
             num_hidden_layers=config.vision_layers, num_attention_heads=config.heads,
             image_size=image_size, patch_size=config.patch_size,
             initializer_range=0.02,  # InstructBLIP's default, 1e-10, is for loading: from scratch it is a dead encoder
         ).to_dict(),
+        vision_encoder=tower_config(encoder) if encoder is not None else None,
         qformer_config=InstructBlipQFormerConfig(
             hidden_size=config.qformer_hidden, intermediate_size=4 * config.qformer_hidden,
             num_hidden_layers=config.qformer_layers, num_attention_heads=config.heads,
-            encoder_hidden_size=config.vision_hidden, vocab_size=vocab, pad_token_id=tokenizer.pad_token_id,
+            encoder_hidden_size=width, vocab_size=vocab, pad_token_id=tokenizer.pad_token_id,
             cross_attention_frequency=1, max_position_embeddings=256,
         ).to_dict(),
         text_config=LlamaConfig(
@@ -88,5 +95,7 @@ def build_small_malmm(
         **({} if memory_bank_length is None else {"memory_bank_length": memory_bank_length}),
     )
     model = MALMM(model_config)
+    if encoder is not None:  # the pretrained ImageNet weights
+        model.vision_model.encoder.load_state_dict(encoder.state_dict())
     processor = MALMMProcessor(tokenizer, tokenizer, ProcessorConfig(num_query_tokens=config.num_query_tokens))
     return model, processor

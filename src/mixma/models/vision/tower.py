@@ -44,6 +44,7 @@ def build_tower(config: dict[str, Any]) -> ImageEncoder:
 
 def input_normalization(tower: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) per RGB channel on the 0..1 scale that `tower` expects its input normalised with."""
-    if isinstance(tower, ImageEncoder):
-        return tuple(m / 255 for m in tower.arch.mean), tuple(s / 255 for s in tower.arch.std)
+    encoder = tower if isinstance(tower, ImageEncoder) else getattr(tower, "encoder", None)
+    if isinstance(encoder, ImageEncoder):  # the tower, or a wrapper around it (MA-LMM's)
+        return tuple(m / 255 for m in encoder.arch.mean), tuple(s / 255 for s in encoder.arch.std)
     return CLIP_MEAN, CLIP_STD
