@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 
 from mixma.cli import main
@@ -109,3 +110,46 @@ def test_info_table_json_folders_globs_and_bad_files(capsys, tmp_path, indexed_v
     assert code == 2 and len(out.strip().splitlines()) == 2  # the good one is still shown
     errors = err.strip().splitlines()
     assert len(errors) == 2 and all(e.startswith("error: ") for e in errors) and "missing.mp4" in err
+
+
+def test_frames_of_several_videos_a_folder_and_a_glob(capsys, tmp_path, indexed_video):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (clips / name).write_bytes(indexed_video.read_bytes())
+    (clips / "broken.mp4").write_text("not a video")
+    code, _, err = run(capsys, "frames", clips, str(tmp_path / "nothing*.mp4"), "-o", tmp_path / "out")
+    assert code == 2 and "no file matches" in err  # refused before anything is decoded
+    code, _, err = run(capsys, "frames", clips, "-n", 3, "-o", tmp_path / "out")
+    assert code == 2 and "broken.mp4" in err and "2 of 3 videos written" in err  # the others are still written
+    for name in ("a", "b"):
+        assert len(json.loads((tmp_path / "out" / name / "frames.json").read_text())["frames"]) == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seed", "3"], "--seed applies only to --strategy segment"),
+        (["--strategy", "mixed", "--alpha", "0.3"], "--alpha applies only to --mode ema (the mode is mean)"),
+        (["--strategy", "mixed", "--mode", "ema", "--instances", "3"], "--instances applies only to --mode strobe"),
+    ],
+)
+def test_options_that_do_not_apply_are_errors(capsys, tmp_path, indexed_video, args, message):
+    code, _, err = run(capsys, "frames", indexed_video, "-o", tmp_path / "o", *args)
+    assert code == 2 and message in err and not (tmp_path / "o").exists()
+
+
+def test_frames_papercuts(capsys, tmp_path, indexed_video):
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "frames", indexed_video, "-o", tmp_path / "file")
+    assert code == 2 and "a file, not a folder" in err
+    code, _, err = run(capsys, "frames", indexed_video, "-n", 500, "--size", 400, "-o", tmp_path / "many")
+    assert code == 0 and "has 300 frames, fewer than -n 500: writing 300" in err and "frames are upscaled" in err
+    assert len(json.loads((tmp_path / "many" / "frames.json").read_text())["frames"]) == 300
+    assert cv2.imread(str(tmp_path / "many" / "sheet.jpg")).shape[1] <= 4096  # the sheet does not balloon
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    code, _, err = run(capsys, "frames", image, "-o", tmp_path / "img")
+    assert code == 2 and "an image, not a video" in err
+    code, out, _ = run(capsys)  # `mixma` alone: the help, and a failure (nothing was done)
+    assert code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def info(
     from mixma.video.reader import probe
 
     files, unmatched = expand_paths(videos)
-    failed = [f"{path}: no such file, folder or matching path" for path in unmatched]
+    failed = [f"{path}: " + ("no file matches" if glob.has_magic(path) else "no such file") for path in unmatched]
     infos, found = [], []
     for path in files:
         try:

@@ -33,10 +33,15 @@ def _describe(sample: FrameSample, i: int) -> list[str]:
     return [head, f"frames {first}-{last} ({(last - first + 1) / fps:.2f}s)"]
 
 
+MAX_SHEET_WIDTH = 4096  # tiles shrink (to MIN_TILE_WIDTH) so that many frames do not make a giant sheet
+MIN_TILE_WIDTH = 96
+
+
 def contact_sheet(sample: FrameSample, tile_width: int = 256, columns: int | None = None) -> np.ndarray:
     """One RGB image with every frame of `sample`, labelled with its time and span."""
     count = len(sample.frames)
     columns = columns or min(count, max(1, math.ceil(math.sqrt(count * 1.5))))
+    tile_width = max(MIN_TILE_WIDTH, min(tile_width, MAX_SHEET_WIDTH // columns - 4))
     rows = math.ceil(count / columns)
     h, w = sample.frames.shape[1:3]
     tile_height = max(2, round(h * tile_width / w))

@@ -113,6 +113,12 @@ class DecodedFrame:
         return rotate(to_thumbnail(self.frame, *self._coded_size(size)), self.rotation)
 
 
+def _is_still_image(demuxer: str) -> bool:
+    """FFmpeg's demuxers for single pictures (JPEG, PNG, BMP, TIFF, WebP, ...): one "frame" that
+    is a photo, not a video (animated GIF is a video and stays readable)."""
+    return demuxer in ("image2", "image2pipe") or demuxer.endswith("_pipe")
+
+
 def _reason(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.rstrip(".").lower() if text else type(exc).__name__
@@ -294,6 +300,9 @@ class VideoReader:
         if not container.streams.video:
             container.close()
             raise VideoError(self.path, "no video stream")
+        if _is_still_image(container.format.name):
+            container.close()
+            raise VideoError(self.path, "an image, not a video")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO" if self._frame_threads else "SLICE"
         stream.thread_count = self._threads
