@@ -129,3 +129,20 @@ def test_quoted_override_values():
     assert cfg.data.prompts.qa == "Q: {question} A:" and cfg.run.output_dir == "runs/a b"
     with pytest.raises(ConfigError, match="override data.root: .* not a valid value"):
         load_config(MALMMTrainConfig, None, ["data.root={unclosed"])
+
+
+def test_every_study_override_loads_strictly_on_its_config():
+    """The studies run `mixma train` in subprocesses: a stale key would only fail hours into one."""
+    sampling = _experiment("malmm_sampling")
+    for study, (config, variants, extra) in sampling.STUDIES.items():
+        for train, evaluate, memory, mode in variants.values():
+            overrides = [f"data.train_strategy={train}", f"data.eval_strategy={evaluate}", *extra,
+                         f"model.memory_bank_length={4 if memory else 0}", *([f"data.mixed.mode={mode}"] if mode else [])]
+            load_config(MALMMTrainConfig, ROOT / config, overrides)
+    ablations = _experiment("malmm_ablations")
+    for _, overrides in ablations.ROWS.values():
+        cfg = load_config(MALMMTrainConfig, ROOT / "configs/malmm_pretrained.yaml", ["data.num_frames=16", *overrides])
+        assert cfg.data.cache_features and cfg.model.small.vision == "efficientnet-lite0"
+    for overrides in _experiment("mama_noisy_captions").METHODS.values():
+        resolved = [o.format(oracle="bench-oracle", bench="bench") for o in overrides]
+        load_config(MAMATrainConfig, ROOT / "configs/mama_pretrained.yaml", resolved)

@@ -19,6 +19,8 @@ from mixma.data.features import FeatureStore
 from mixma.data.section import Strategy, VideoDataSection, VideoInput, video_input
 from mixma.errors import MixmaError
 from mixma.models.malmm import MALMM
+from mixma.models.malmm.memory import Compression
+from mixma.models.malmm.modeling import MemoryBanks
 from mixma.models.malmm.processing import MALMMProcessor
 from mixma.models.malmm.small import SmallConfig
 from mixma.runs.config import OptimConfig, RunConfig
@@ -32,6 +34,8 @@ class MALMMModelSection:
     init: str | None = None  # InstructBLIP / MA-LMM checkpoint (folder or hub id); None builds `small` from scratch
     small: SmallConfig = field(default_factory=SmallConfig)
     memory_bank_length: int | None = None  # M; 0 turns memory off; None: the checkpoint's own (MALMMConfig's, 10)
+    memory_banks: MemoryBanks | None = None  # both | visual | query | none (Table 6); None: the checkpoint's own
+    compression: Compression | None = None  # mbc | fifo | mean | concat (Table 8); None: the checkpoint's own
     train_vision: bool = False  # MA-LMM keeps the vision encoder frozen
     train_llm: bool = False  # ... and the LLM; a from-scratch model needs both trained
     memory_gradients: bool = False  # backpropagate through every frame and the memory (MA-LMM: only
@@ -39,7 +43,9 @@ class MALMMModelSection:
 
     def model_options(self) -> dict:
         """Keyword arguments for `MALMM.from_pretrained` that override the checkpoint's config."""
-        return {} if self.memory_bank_length is None else {"memory_bank_length": self.memory_bank_length}
+        options = {"memory_bank_length": self.memory_bank_length, "memory_banks": self.memory_banks,
+                   "compression": self.compression}
+        return {k: v for k, v in options.items() if v is not None}
 
 
 @dataclass

@@ -53,7 +53,7 @@ def prepare_model(config: MALMMRunConfig, samples: list[Sample], out: Path, info
     else:
         texts = [s.prompt for s in samples] + [s.target for s in samples]
         model, processor = build_small_malmm(texts, section.small, image_size=config.data.image_size,
-                                             memory_bank_length=section.memory_bank_length)
+                                             **section.model_options())
         if info.is_main:
             save_folder(out / BASE, lambda tmp: (model.save_pretrained(tmp), processor.save_pretrained(tmp)))
         section.init = BASE  # relative to the run folder, so the run can move

@@ -60,10 +60,12 @@ def word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
 
 def build_small_malmm(
     texts: Iterable[str], config: SmallConfig = SmallConfig(), *, image_size: int, memory_bank_length: int | None = None,
+    **memory: object,
 ) -> tuple[MALMM, MALMMProcessor]:
     """A random MA-LMM sized by `config` for `image_size`-pixel square frames, with a tokenizer
     covering `texts` (prompts and answers); `memory_bank_length=0` turns memory off (None: the
-    `MALMMConfig` default)."""
+    `MALMMConfig` default); `memory`: other `MALMMConfig` memory options (`memory_banks`,
+    `compression`)."""
     tokenizer = word_tokenizer(texts)
     vocab = len(tokenizer)
     encoder = ImageEncoder.from_pretrained(config.vision) if config.vision else None
@@ -93,6 +95,7 @@ def build_small_malmm(
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         max_num_frames=config.max_num_frames,
         **({} if memory_bank_length is None else {"memory_bank_length": memory_bank_length}),
+        **memory,
     )
     model = MALMM(model_config)
     if encoder is not None:  # the pretrained ImageNet weights
