@@ -95,7 +95,7 @@ def test_shipped_configs_load_strictly_with_every_override_the_studies_use():
         (["data.mixed.mode=strobo"], "config.data.mixed.mode: must be one of"),
         (["data.mixed.stepp=1"], "config.data.mixed: unknown key(s) stepp"),
         (["data.dataset=msrvt_qa"], "config.data: unknown dataset 'msrvt_qa'"),
-        (["data.task=retrieval"], "config.data: task for MA-LMM must be one of"),
+        (["data.task=retrieval"], "config.data.task: must be one of 'qa', 'classification', 'captioning', got 'retrieval'"),
         (["run.amp=fp32"], "config.run.amp: must be one of 'no', 'bf16', 'fp16'"),
     ],
 )
@@ -116,7 +116,7 @@ def test_nested_library_options_are_the_library_dataclasses():
     assert cfg.model.encoder == DualEncoderOptions(temporal="transformer")
     with pytest.raises(ConfigError, match="config.loss.meta: method 'direct' needs normalize='mean'"):
         load_config(MAMATrainConfig, None, ["loss.meta.method=direct"])
-    with pytest.raises(ConfigError, match="task for MAMA must be one of"):
+    with pytest.raises(ConfigError, match="config.data.task: must be one of .retrieval., .qa., .multiple_choice., got .captioning."):
         load_config(MAMATrainConfig, None, ["data.task=captioning"])
 
 

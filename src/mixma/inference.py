@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from mixma.data.section import Strategy, video_input
+from mixma.data.section import video_input
+from mixma.video.sampling import Strategy
 from mixma.models.malmm import MALMM
 from mixma.models.malmm.processing import MALMMProcessor, visual_token_count
 from mixma.runs.malmm import GenerateSection, MALMMDataSection, load_malmm_run

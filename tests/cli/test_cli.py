@@ -112,6 +112,30 @@ def test_info_table_json_folders_globs_and_bad_files(capsys, tmp_path, indexed_v
     assert len(errors) == 2 and all(e.startswith("error: ") for e in errors) and "missing.mp4" in err
 
 
+def test_info_changes_reports_a_video_whose_frames_do_not_decode(capsys, tmp_path, indexed_video, monkeypatch):
+    from mixma.errors import VideoError
+    from mixma.video import sampling
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(indexed_video.read_bytes())
+    code, out, err = run(capsys, "info", indexed_video, "--changes", "--json")
+    assert code == 0, err
+    [entry] = json.loads(out)
+    expected = sampling.sample_frames(indexed_video, 1, "mixed").changes
+    assert [c["frame"] for c in entry["changes"]] == [int(c) for c in expected]
+    original = sampling.sample_frames
+
+    def fails_on_broken(path, *args, **kwargs):
+        if str(path) == str(broken):
+            raise VideoError(broken, "frame 12 does not decode")
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(sampling, "sample_frames", fails_on_broken)
+    code, out, err = run(capsys, "info", indexed_video, broken, "--changes")
+    assert code == 2 and len(out.strip().splitlines()) == 2  # header + the good video
+    assert err.strip().splitlines() == [f"error: {VideoError(broken, 'frame 12 does not decode')}"]
+
+
 def test_frames_of_several_videos_a_folder_and_a_glob(capsys, tmp_path, indexed_video):
     clips = tmp_path / "clips"
     clips.mkdir()

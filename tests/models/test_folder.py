@@ -54,3 +54,10 @@ def test_a_folder_of_another_model_class_is_refused(tmp_path):
     folder = models()["open"].save_pretrained(tmp_path / "open")
     with pytest.raises(ModelFolderError, match="holds a OpenEndedVideoQA, not a MultipleChoiceVideoQA"):
         MultipleChoiceVideoQA.from_pretrained(folder)
+
+
+def test_a_damaged_weights_file_is_one_clear_error(tmp_path):
+    folder = models()["dual"].save_pretrained(tmp_path / "dual")
+    (folder / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelFolderError, match="damaged or not a safetensors file"):
+        DualEncoder.from_pretrained(folder)

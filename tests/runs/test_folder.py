@@ -71,6 +71,18 @@ def test_sources_inside_the_run_are_relative_and_survive_a_move(tmp_path, monkey
         resolve_source("runs/old/base", moved, "model.init")
 
 
+def test_only_a_config_being_trained_looks_in_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "mine" / "base").mkdir(parents=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.chdir(tmp_path / "mine")
+    assert resolve_source("base", run, "model.init", allow_cwd=True) == str(tmp_path / "mine" / "base")
+    with pytest.raises(RunError, match="no such folder"):  # a loaded run means one model wherever it is opened
+        resolve_source("base", run, "model.init")
+    (run / "base").mkdir()
+    assert resolve_source("base", run, "model.init", allow_cwd=True) == str(run / "base")  # the run's own first
+
+
 def test_load_trained_into_names_what_does_not_fit(tmp_path):
     model = nn.Linear(3, 2)
     good = checkpoint(tmp_path / "good", {"weight": torch.full((2, 3), 2.0), "loss.log_scale": torch.zeros(())})
@@ -98,3 +110,18 @@ def test_save_folder_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["base"]  # no temporary folder left
     save_folder(target, lambda tmp: (tmp / "b.txt").write_text("new"))
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+
+
+def test_a_kill_between_the_two_renames_loses_nothing(tmp_path):
+    """`save_folder` moves the old folder aside, then the new one in: killed in between, the old
+    one is put back by the next `latest_checkpoint` (or `save_folder`)."""
+    from mixma.runs.folder import latest_checkpoint
+
+    step = checkpoint(tmp_path / "checkpoints" / "step-00000002", {"w": torch.ones(1)})
+    (tmp_path / "checkpoints" / "latest").write_text("step-00000002\n")
+    aside = tmp_path / "checkpoints" / ".step-00000002.old-123"
+    os.replace(step, aside)  # the state a kill at that instant leaves
+    assert latest_checkpoint(tmp_path) == step and step.exists() and not aside.exists()
+    checkpoint(tmp_path / "checkpoints" / "step-00000001", {"w": torch.zeros(1)})
+    (tmp_path / "checkpoints" / "latest").write_text("step-00000009\n")  # names a folder that is gone
+    assert latest_checkpoint(tmp_path) == step  # the newest complete one

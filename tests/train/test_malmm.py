@@ -91,6 +91,9 @@ def test_resume_continues_to_the_end(capsys, tmp_path, bench):
     assert json.loads((run / "summary.json").read_text())["steps"] == 1
     assert main(base) == 2  # refuses to start over the run
     assert "--resume" in capsys.readouterr().err
+    assert main([*base, "--resume", "--set", "optim.lr=0.5"]) == 2  # would not continue the same run
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the config changes optim.lr (" in err[0] and "-> 0.5)" in err[0], err
     assert main([*base, "--resume"]) == 0
     resumed = json.loads((run / "summary.json").read_text())
     straight = tmp_path / "straight"

@@ -120,17 +120,21 @@ def test_a_frozen_pretrained_tower_with_cached_features(capsys, tmp_path, bench,
         assert json.loads((run / "summary.json").read_text())["steps"] == 2
     a, b = load_trained(cached / "checkpoints" / "step-00000002"), load_trained(pixels / "checkpoints" / "step-00000002")
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4)  # features are stored in float16
+        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=2e-3)  # float16 features; Adam moves a near-zero gradient by up to lr
     computed = []
     original = features.FeatureStore.compute
     monkeypatch.setattr(features.FeatureStore, "compute", lambda self, *x, **k: computed.append(original(self, *x, **k)) or computed[-1])
     outputs = []
     for _ in range(2):
         capsys.readouterr()
-        assert main(["eval", str(cached), "--split", "val"]) == 0
+        assert main(["eval", str(cached), "--split", "test"]) == 0  # videos training never encoded
         outputs.append(json.loads(capsys.readouterr().out))
     assert outputs[0] == outputs[1] and "t2v/R@1" in outputs[0]
     assert len(computed) == 2 and computed[0] >= 1 and computed[1] == 0  # the second found every video's features
+    capsys.readouterr()
+    computed.clear()
+    assert main(["eval", str(cached), "--split", "val"]) == 0  # the split training evaluated: same keys
+    assert computed == [0]
 
 
 def test_multiple_choice_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):

@@ -84,3 +84,10 @@ def test_a_damaged_state_is_a_clear_error(tmp_path):
     (tmp_path / "training_state.json").write_text('{"step": 1, "t": {"$tensor": "state/t"')
     with pytest.raises(Exception, match="damaged training state"):
         load_state(tmp_path)
+
+
+def test_a_damaged_tensor_file_is_a_clear_error(tmp_path):
+    save_state(tmp_path, {"step": 1, "t": torch.zeros(2)})
+    (tmp_path / "training_state.safetensors").write_bytes(b"truncated")
+    with pytest.raises(Exception, match="damaged training state"):
+        load_state(tmp_path)

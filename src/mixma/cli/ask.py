@@ -13,8 +13,10 @@ STRATEGY_HELP = "Frame sampling: uniform, segment or mixed. [default: as the run
 
 
 def _assistant(checkpoint: Path, video: Path, strategy: str | None):
-    if strategy is not None and strategy not in ("uniform", "segment", "mixed"):
-        raise fail(f"--strategy must be uniform, segment or mixed, got {strategy!r}")
+    from mixma.video.sampling import STRATEGIES
+
+    if strategy is not None and strategy not in STRATEGIES:
+        raise fail(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if not video.exists():
         raise fail(f"{video}: no such file")
     quiet_transformers()

@@ -34,8 +34,10 @@ def evaluate(
     from mixma.runs.folder import run_kind
     from mixma.train.registry import TRAINERS
 
-    if strategy is not None and strategy not in ("uniform", "segment", "mixed"):
-        raise fail(f"--strategy must be uniform, segment or mixed, got {strategy!r}")
+    from mixma.video.sampling import STRATEGIES
+
+    if strategy is not None and strategy not in STRATEGIES:
+        raise fail(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     kind = run_kind(run)
     if kind not in TRAINERS:
         raise fail(f"{run}: a run of an unknown trainer {kind!r}")

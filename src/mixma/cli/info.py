@@ -47,12 +47,13 @@ def info(
     failed = [f"{path}: " + ("no file matches" if glob.has_magic(path) else "no such file") for path in unmatched]
     infos, found = [], []
     for path in files:
-        try:
-            infos.append(probe(path))
+        try:  # a file whose header reads but whose frames do not is reported like an unreadable one
+            info, change = probe(path), _changes(path) if changes else None
         except VideoError as exc:
             failed.append(str(exc))
             continue
-        found.append(_changes(path) if changes else None)
+        infos.append(info)
+        found.append(change)
     if infos:
         if as_json:
             typer.echo(json.dumps([{**dataclasses.asdict(i), **({"changes": c} if changes else {})}
@@ -81,5 +82,5 @@ def _changes(path: Path) -> list[dict]:
 
 
 def _short(changes: list[dict]) -> str:
-    shown = ", ".join(f"{c['time']:.2f}s" for c in changes[:6])
+    shown = ", ".join(f"{c['time']:.2f}s" if c["time"] is not None else f"frame {c['frame']}" for c in changes[:6])
     return f"{len(changes)}: {shown}" + (", ..." if len(changes) > 6 else "") if changes else "0"

@@ -65,6 +65,23 @@ class VideoDataset(Dataset):
         return out
 
 
+def prepare(items: list[VideoItem], video: VideoInput, features=None, *, rank: int = 0, world: int = 1,
+            progress: bool = True, what: str = "training") -> None:
+    """Before training or evaluating on `items`: decode and cache their frames and, with a feature
+    store, run the frozen tower over them (this process's share under torchrun: wait at a barrier
+    before another process reads them)."""
+    warm_frames(items, video, rank=rank, world=world, progress=progress, desc=f"caching {what} frames (first run only)")
+    if features is not None:
+        features.compute(sources(items)[rank::world], progress=progress, desc=f"encoding {what} frames with the frozen tower")
+
+
+def evaluation_dataset(items: list[VideoItem], video: VideoInput, features=None, progress: bool = True) -> VideoDataset:
+    """The items as model input for evaluation (the frozen tower's outputs computed if missing)."""
+    if features is not None:
+        features.compute(sources(items), progress=progress, desc="encoding evaluation frames with the frozen tower")
+    return VideoDataset(items, video, features=features)
+
+
 def warm_frames(items: list[VideoItem], video: VideoInput, *, rank: int = 0, world: int = 1, progress: bool = True,
                 desc: str = "caching frames") -> int:
     """Decode and cache the frames of every distinct video of `items` before training starts (this

@@ -7,8 +7,13 @@ from a video's pixels is the same every epoch, and it is most of the work on a C
 dataset then yields `vision_features` instead of `pixel_values`; the models take either.
 
 Files are named by a hash of the video (path, size, modification time), the clip, and a
-fingerprint of everything else that shapes the features: the tower's weights, the sampling and
-the transform. A changed model, option or video is never served stale.
+fingerprint of everything else that shapes the features: the tower's weights, the sampling (with
+the frame cache's `CACHE_VERSION`, bumped when a strategy's output changes) and the transform. A
+changed model, option, sampler or video is never served stale.
+
+`model_inputs` is how a model's videos become its input, for any model that says how its pixels
+are normalised (`input_normalization`) and what its frozen tower computes (`vision_backbone`,
+`vision_backbone_digest`): MA-LMM, MAMA's dual encoder and QA models.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import torch
 from tqdm.auto import tqdm
 
 from mixma._atomic import atomic_path
-from mixma.data.section import VideoInput
+from mixma.data.frame_cache import CACHE_VERSION
+from mixma.data.section import VideoDataSection, VideoInput, video_input
+from mixma.video.sampling import Strategy
 
 FORMAT = 1
 
@@ -47,7 +54,7 @@ class FeatureStore:
         if video.spec.strategy == "segment":
             raise ValueError("features can be cached only for a deterministic strategy (uniform or mixed), not segment")
         self.folder, self.video, self.encode = Path(folder), video, encode
-        blob = json.dumps([FORMAT, fingerprint, video.spec.num_frames, video.spec.strategy, video.spec.size,
+        blob = json.dumps([FORMAT, CACHE_VERSION, fingerprint, video.spec.num_frames, video.spec.strategy, video.spec.size,
                            video.spec.options(), vars(video.transform.config)], sort_keys=True, default=str)
         self.fingerprint = hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -76,3 +83,14 @@ class FeatureStore:
         if not path.exists():
             raise FileNotFoundError(f"no cached features for {video} (run FeatureStore.compute first)")
         return torch.from_numpy(np.load(path).astype(np.float32))
+
+
+def model_inputs(data: VideoDataSection, model, strategy: Strategy, *,
+                 augment: bool = False) -> tuple[VideoInput, FeatureStore | None]:
+    """How `model`'s videos become its input: frames sampled with `strategy` (augmented when
+    `augment`), normalised as its vision tower expects, and, with `data.cache_features`, the store
+    of its frozen tower's outputs (the run configs refuse `cache_features` with a tower that trains)."""
+    video = video_input(data, strategy, augment=augment, normalization=model.input_normalization)
+    if not data.cache_features:
+        return video, None
+    return video, FeatureStore(data.frame_cache / "features", video, model.vision_backbone, model.vision_backbone_digest())

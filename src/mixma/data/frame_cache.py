@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -33,7 +33,7 @@ from mixma._atomic import atomic_path
 from mixma.video.convert import Size
 from mixma.video.mixed import MixedConfig
 from mixma.video.reader import VideoReader
-from mixma.video.sampling import clip_range, sample_frames, segment_indices
+from mixma.video.sampling import Strategy, clip_range, sample_frames, segment_indices
 
 
 # Bump when a sampling strategy's output changes for the same options (a new algorithm, a fix).
@@ -42,11 +42,12 @@ CACHE_VERSION = 3  # 3: MixedFrame of issue 14 (per-cell baselines, bursts, the 
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """How to sample frames; every default lives here (MixedFrame's in `MixedConfig`)."""
+    """How to sample frames (a data section's `video_input` fills it; MixedFrame's defaults are
+    `MixedConfig`'s)."""
 
-    num_frames: int = 8
-    strategy: Literal["uniform", "segment", "mixed"] = "uniform"
-    size: Size = 224  # decode size: shorter side, or (height, width)
+    num_frames: int
+    strategy: Strategy
+    size: Size  # decode size: shorter side, or (height, width)
     mixed: MixedConfig = field(default_factory=MixedConfig)  # used by `mixed` only
 
     def options(self) -> dict:

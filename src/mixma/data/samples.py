@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from mixma.data.annotations import VideoRecord
 from mixma.data.dataset import VideoItem
 
-TASKS = ("qa", "classification", "captioning")
+MALMMTask = Literal["qa", "classification", "captioning"]  # what MA-LMM's samples serve
+TASKS: tuple[str, ...] = get_args(MALMMTask)
 CaptionPool = Literal["original", "augmented", "both"]
 
 

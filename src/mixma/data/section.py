@@ -1,14 +1,17 @@
 """The `data` section every trainer shares, and how its videos become model input.
 
 `VideoDataSection` names a dataset (a reader from `mixma data list`), its splits, and how frames
-are sampled and preprocessed for training and for evaluation. Trainers extend it with what only
-they need (MA-LMM's prompts, MAMA's caption pool) and restrict `task` to what they can train.
+are sampled and preprocessed for training and for evaluation; the dataset, its splits and its
+reader options are checked when the config is read. Trainers extend it with their `task` (the
+choices each can train) and what only they need (MA-LMM's prompts, MAMA's caption pool).
 `video_input` turns a section into the callable a dataset uses: the frame cache, sampling with a
 strategy, and the transform.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,9 +22,8 @@ import torch
 from mixma.data.frame_cache import FrameLoader, FrameSpec
 from mixma.data.transforms import TransformConfig, VideoTransform
 from mixma.video.mixed import MixedConfig
+from mixma.video.sampling import Strategy
 
-Strategy = Literal["uniform", "segment", "mixed"]
-Task = Literal["qa", "classification", "captioning", "retrieval", "multiple_choice"]
 
 
 @dataclass
@@ -30,7 +32,6 @@ class VideoDataSection:
 
     dataset: str = "synthetic"  # a name from `mixma data list`
     root: str = "bench"  # the dataset folder (stored absolute in a run's config)
-    task: Task = "qa"  # each trainer accepts a subset (see its config)
     train_split: str = "train"
     eval_split: str | None = "val"  # None: no evaluation during training
     options: dict[str, Any] = field(default_factory=dict)  # reader options, e.g. {task: genre} for LVU
@@ -52,12 +53,36 @@ class VideoDataSection:
 
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
+        self.check_split(self.train_split, "train_split")
+        if self.eval_split:
+            self.check_split(self.eval_split, "eval_split")
+        known = DATASETS[self.dataset].options
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            raise ValueError(f"options: {self.dataset} has no option(s) {', '.join(unknown)} (its options: {', '.join(known) or 'none'})")
+        missing = [k for k, default in known.items() if default is inspect.Parameter.empty and k not in self.options]
+        if missing:
+            raise ValueError(f"options: {self.dataset} needs {', '.join(missing)} (e.g. options: {{{missing[0]}: ...}})")
         if self.num_frames < 1 or self.image_size < 1:
             raise ValueError("num_frames and image_size must be >= 1")
         if self.cache_features and self.augment:
             raise ValueError("cache_features needs augment: false (augmented frames differ every epoch)")
         if self.cache_features and "segment" in (self.train_strategy, self.eval_strategy):
             raise ValueError("cache_features needs deterministic strategies (uniform or mixed), not segment")
+
+    def check_split(self, split: str, key: str) -> None:
+        """Refuse a split the dataset does not have (`key` names the setting)."""
+        from mixma.data.readers import DATASETS  # noqa: PLC0415
+
+        splits = DATASETS[self.dataset].splits
+        if split not in splits:
+            raise ValueError(f"{key}: {self.dataset} has splits {', '.join(splits)}, not {split!r}")
+
+    def absolute(self) -> None:
+        """Make the dataset's paths absolute, so a run's saved config works from any folder."""
+        self.root = os.path.abspath(self.root)
+        if self.cache_dir is not None:
+            self.cache_dir = os.path.abspath(self.cache_dir)
 
     @property
     def frame_cache(self) -> Path:

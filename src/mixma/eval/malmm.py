@@ -18,15 +18,16 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mixma._atomic import write_text
-from mixma.data.dataset import VideoDataset, sources
+from mixma.data.dataset import evaluation_dataset
+from mixma.data.features import model_inputs
 from mixma.data.records import load_records
 from mixma.data.samples import Sample, make_samples
-from mixma.data.section import Strategy
+from mixma.video.sampling import Strategy
 from mixma.errors import MixmaError
 from mixma.eval.metrics import FIRST_WORD_DATASETS, caption_metrics, exact_match_accuracy
 from mixma.models.malmm import MALMM
 from mixma.models.malmm.processing import MALMMProcessor, visual_token_count
-from mixma.runs.malmm import GenerateSection, MALMMDataSection, load_malmm_run, video_inputs
+from mixma.runs.malmm import GenerateSection, MALMMDataSection, load_malmm_run
 
 TOP_K = 5  # top-5 accuracy needs five beams
 
@@ -58,10 +59,7 @@ def evaluate_malmm(model: MALMM, processor: MALMMProcessor, samples: list[Sample
     """Generate for every sample and score it; returns (metrics, {sample id: beams})."""
     model.eval()
     items = [s.item() for s in samples]
-    video, store = video_inputs(data, model, strategy or data.eval_strategy)
-    if store is not None:
-        store.compute(sources(items), progress=progress, desc="encoding evaluation frames with the frozen encoder")
-    dataset = VideoDataset(items, video, features=store)
+    dataset = evaluation_dataset(items, *model_inputs(data, model, strategy or data.eval_strategy), progress=progress)
     collate = partial(processor.collate, num_visual_tokens=visual_token_count(model.config, data.num_frames), with_targets=False)
     keep = min(TOP_K, generate.num_beams)
     predictions: dict[str, list[str]] = {}

@@ -21,15 +21,16 @@ from tqdm.auto import tqdm
 from mixma._atomic import write_text
 from mixma.data.annotations import VideoRecord
 from mixma.data.collate import TextCollate, stack_video
-from mixma.data.dataset import VideoDataset, VideoItem, sources
+from mixma.data.dataset import VideoDataset, VideoItem, evaluation_dataset
+from mixma.data.features import model_inputs
 from mixma.data.records import load_records
 from mixma.data.samples import multiple_choice_items, qa_items
-from mixma.data.section import Strategy
+from mixma.video.sampling import Strategy
 from mixma.eval.metrics import exact_match_accuracy
 from mixma.eval.retrieval import retrieval_metrics
 from mixma.models.dual_encoder import DualEncoder
 from mixma.models.video_qa import MultipleChoiceVideoQA, OpenEndedVideoQA
-from mixma.runs.mama import MAMADataSection, load_mama_run, video_inputs
+from mixma.runs.mama import MAMADataSection, load_mama_run
 
 TEXT_BATCH = 4  # texts are embedded this many times the video batch size at once
 SHOWN_RANKS = 5  # videos listed per caption in the predictions file
@@ -52,10 +53,7 @@ def _embed_texts(encoder: DualEncoder, tokenizer, texts: list[str], max_len: int
 
 def _dataset(model, items: list[VideoItem], data: MAMADataSection, strategy: Strategy | None, progress: bool) -> VideoDataset:
     """The evaluation items as model input (the frozen tower's stored outputs with `data.cache_features`)."""
-    video, store = video_inputs(data, model, strategy or data.eval_strategy)
-    if store is not None:
-        store.compute(sources(items), progress=progress, desc="encoding evaluation frames with the frozen tower")
-    return VideoDataset(items, video, features=store)
+    return evaluation_dataset(items, *model_inputs(data, model, strategy or data.eval_strategy), progress=progress)
 
 
 @torch.no_grad()
@@ -120,7 +118,7 @@ def evaluate_mama_run(path: str | os.PathLike, split: str, *, strategy: Strategy
     per caption its video's rank and the top videos (retrieval), or per question the prediction."""
     trained = load_mama_run(path, overrides=overrides)
     config = trained.config
-    records = load_records(config.data, split).records
+    records = load_records(config.data, split).records[: config.data.max_eval_samples]
     options = dict(strategy=strategy, batch_size=batch_size or config.run.eval_batch_size, progress=progress)
     rows: list = []
     if config.data.task == "retrieval":

@@ -30,7 +30,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -38,13 +38,15 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from mixma.models.folder import ModelFolderMixin
+from mixma.models.folder import ModelFolderMixin, weights_digest
 from mixma.models.vision.encoder import ImageEncoder
 from mixma.models.vision.tower import build_tower, input_normalization, is_encoder_name, is_tower_config, tower_config
-from mixma.models.temporal import TEMPORAL_KINDS, build_temporal, check_frame_mask
+from mixma.models.temporal import TEMPORAL_KINDS, TemporalKind, build_temporal, check_frame_mask
 
-FRAME_POOLINGS = ("pooler", "cls", "mean")
-TEXT_POOLINGS = ("auto", "pooler", "cls", "mean")
+FramePooling = Literal["pooler", "cls", "mean"]
+TextPooling = Literal["auto", "pooler", "cls", "mean"]
+FRAME_POOLINGS: tuple[str, ...] = get_args(FramePooling)
+TEXT_POOLINGS: tuple[str, ...] = get_args(TextPooling)
 
 
 @dataclass(kw_only=True)
@@ -56,9 +58,9 @@ class DualEncoderOptions:
     """
 
     projection_dim: int = 512  # joint-space width (CLIP B/32 and CLIP-ViP use 512)
-    frame_pooling: Literal["pooler", "cls", "mean"] = "pooler"  # per-frame vector: the tower's pooler_output (CLIP: post-LN CLS), its CLS token or the token mean
-    text_pooling: Literal["auto", "pooler", "cls", "mean"] = "auto"  # "pooler" (CLIP: EOS token), "cls", "mean" (masked); auto: pooler for *_text_model towers, else mean
-    temporal: Literal["mean", "transformer"] = "mean"  # frame aggregation: masked mean, or a residual temporal transformer (starts as mean)
+    frame_pooling: FramePooling = "pooler"  # per-frame vector: the tower's pooler_output (CLIP: post-LN CLS), its CLS token or the token mean
+    text_pooling: TextPooling = "auto"  # "pooler" (CLIP: EOS token), "cls", "mean" (masked); auto: pooler for *_text_model towers, else mean
+    temporal: TemporalKind = "mean"  # frame aggregation: masked mean, or a residual temporal transformer (starts as mean)
     temporal_layers: int = 2  # encoder layers of the temporal transformer
     temporal_heads: int = 8  # its attention heads (must divide the vision width)
     temporal_dropout: float = 0.1  # its dropout
@@ -406,6 +408,15 @@ class DualEncoder(ModelFolderMixin, nn.Module):
                                  "use frame_pooling='cls' or 'mean'")
             return out.pooler_output, tokens
         return (tokens[:, 0] if self.config.frame_pooling == "cls" else tokens.mean(1)), tokens
+
+    def vision_backbone(self, frames: Tensor) -> Tensor:
+        """`[n, 3, H, W]` frames → `[n, Dv]` pooled features: all the model computes from pixels
+        when the tower is frozen (what `vision_features` caches)."""
+        return self.frame_features(frames.to(self.visual_projection.weight.device))[0]
+
+    def vision_backbone_digest(self) -> str:
+        """A hash of what `vision_backbone` computes with (its cached outputs' identity)."""
+        return f"{weights_digest(self.vision_model)}-{self.config.frame_pooling}"
 
     def encode_video(
         self, pixel_values: Tensor | None = None, frame_mask: Tensor | None = None, return_tokens: bool = False,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -110,15 +110,23 @@ class ModelFolderMixin:
             raise ModelFolderError(f"{directory}: invalid {CONFIG_NAME} ({exc})") from None
         model = cls._build(config, directory)
         weights = directory / WEIGHTS_NAME
-        own = model.state_dict()
-        with safe_open(str(weights), framework="pt") as f:  # shapes only: nothing is read yet
-            wrong = [f"{k} {tuple(f.get_slice(k).get_shape())} vs {tuple(own[k].shape)}"
-                     for k in f.keys() if k in own and tuple(f.get_slice(k).get_shape()) != tuple(own[k].shape)]
-        if wrong:
-            raise ModelFolderError(f"{directory}: weights of another shape than a {cls.__name__}'s: {', '.join(wrong[:5])}")
-        # safetensors' loader re-ties shared tensors that saving stored once
-        missing, unexpected = load_model(model, str(weights), strict=False)
-        if missing or unexpected:
-            raise ModelFolderError(f"{directory}: the weights do not fit a {cls.__name__}: "
-                                   f"missing {_names(missing)}; unexpected {_names(unexpected)}")
-        return model.to(device).eval()
+        try:
+            return _load_weights(model, weights, directory, cls.__name__).to(device).eval()
+        except SafetensorError as exc:
+            raise ModelFolderError(f"{weights}: damaged or not a safetensors file ({exc})") from None
+
+
+def _load_weights(model, weights: Path, directory: Path, name: str):
+    """Load `weights` into `model` strictly (see `ModelFolderMixin.from_pretrained`)."""
+    own = model.state_dict()
+    with safe_open(str(weights), framework="pt") as f:  # shapes only: nothing is read yet
+        wrong = [f"{k} {tuple(f.get_slice(k).get_shape())} vs {tuple(own[k].shape)}"
+                 for k in f.keys() if k in own and tuple(f.get_slice(k).get_shape()) != tuple(own[k].shape)]
+    if wrong:
+        raise ModelFolderError(f"{directory}: weights of another shape than a {name}'s: {', '.join(wrong[:5])}")
+    # safetensors' loader re-ties shared tensors that saving stored once
+    missing, unexpected = load_model(model, str(weights), strict=False)
+    if missing or unexpected:
+        raise ModelFolderError(f"{directory}: the weights do not fit a {name}: "
+                               f"missing {_names(missing)}; unexpected {_names(unexpected)}")
+    return model

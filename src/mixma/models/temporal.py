@@ -19,10 +19,13 @@ Two aggregators, both honouring a frame mask so videos with fewer frames can sha
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor, nn
 
-TEMPORAL_KINDS = ("mean", "transformer")
+TemporalKind = Literal["mean", "transformer"]
+TEMPORAL_KINDS: tuple[str, ...] = get_args(TemporalKind)
 EMBED_INIT_STD = 0.02  # std of the learned video token and position embeddings (BERT/ViT convention)
 
 

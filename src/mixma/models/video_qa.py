@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +42,8 @@ from mixma.models.temporal import EMBED_INIT_STD
 
 IGNORE_INDEX = -100  # label of a sample without a usable answer: its loss is 0 (F.cross_entropy's default)
 ANSWERS_NAME = "answers.json"
-VIDEO_TOKEN_KINDS = ("frames", "patches")
+VideoTokens = Literal["frames", "patches"]
+VIDEO_TOKEN_KINDS: tuple[str, ...] = get_args(VideoTokens)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ class VideoQAOptions:
     A training config's `model.qa` section is this dataclass; `VideoQAConfig` adds the encoder.
     """
 
-    video_tokens: Literal["frames", "patches"] = "frames"  # fusion input: one pooled token per frame, or all vision tokens
+    video_tokens: VideoTokens = "frames"  # fusion input: one pooled token per frame, or all vision tokens
     fusion_dim: int = 512  # width of the fusion transformer
     fusion_layers: int = 2  # its layers
     fusion_heads: int = 8  # its attention heads (must divide fusion_dim)
@@ -290,6 +291,18 @@ class _VideoQABase(ModelFolderMixin, nn.Module):
 
     def _caption_emb(self, input_ids: Tensor | None, attention_mask: Tensor | None) -> Tensor | None:
         return None if input_ids is None else self.encoder.embed_texts(input_ids, attention_mask)
+
+    @property
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The dual encoder's (see `DualEncoder.input_normalization`)."""
+        return self.encoder.input_normalization
+
+    def vision_backbone(self, frames: Tensor) -> Tensor:
+        """The dual encoder's (see `DualEncoder.vision_backbone`)."""
+        return self.encoder.vision_backbone(frames)
+
+    def vision_backbone_digest(self) -> str:
+        return self.encoder.vision_backbone_digest()
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names of the learned tokens/position tables (encoder's and fusion's)."""

@@ -22,11 +22,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from mixma.config import read_yaml
+from mixma.config import apply_overrides, from_dict, read_yaml
 from mixma.errors import MixmaError
 
 CONFIG = "config.yaml"
@@ -40,12 +40,32 @@ class RunError(MixmaError):
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint of a run folder, or None."""
-    pointer = Path(run_dir) / "checkpoints" / "latest"
+    """The newest complete checkpoint of a run folder, or None.
+
+    `checkpoints/latest` names it; should that folder be missing (a process killed while
+    replacing it, see `save_folder`), the replaced copy is put back, or the newest complete
+    `step-*` folder is taken.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    pointer = folder / "latest"
     if not pointer.exists():
         return None
-    path = pointer.parent / pointer.read_text().strip()
-    return path if (path / TRAINED).exists() else None
+    path = folder / pointer.read_text().strip()
+    recover(path)
+    if (path / TRAINED).exists():
+        return path
+    complete = sorted(p for p in folder.glob("step-*") if (p / TRAINED).exists())
+    return complete[-1] if complete else None
+
+
+def recover(target: Path) -> None:
+    """Put back a folder that `save_folder` had moved aside when it was killed before moving the
+    new one in (`.NAME.old-PID` beside a missing `NAME`)."""
+    if target.exists() or not target.parent.is_dir():
+        return
+    olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds:  # a complete folder: it was `target` until the kill
+        os.replace(olds[-1], target)
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -97,6 +117,20 @@ def run_kind(path: str | os.PathLike) -> str:
     return kind
 
 
+def read_run(checkpoint: str | os.PathLike, cls: type, kind: str, overrides: list[str] = ()):
+    """The config a checkpoint was trained with, as `cls`, with `section.key=value` overrides.
+
+    Raises:
+        RunError: a run of another trainer.
+        ConfigError: an override that does not fit.
+    """
+    raw = read_run_config(checkpoint)
+    if raw.get("kind") != kind:
+        trainer = {"malmm": "an MA-LMM run (mixma train malmm)", "mama": "a MAMA run (mixma train mama)"}.get(kind, kind)
+        raise RunError(f"{checkpoint} is a {raw.get('kind', 'unknown')} run; this needs {trainer}")
+    return from_dict(cls, apply_overrides(raw, list(overrides)))
+
+
 def store_source(value: str | None, root: Path) -> str | None:
     """How a model source is written into a run's config: relative to the run folder when inside
     it, absolute when it is another local path, unchanged otherwise (a hub id)."""
@@ -109,8 +143,11 @@ def store_source(value: str | None, root: Path) -> str | None:
         return str(absolute)
 
 
-def resolve_source(value: str | None, root: Path, what: str) -> str | None:
-    """A stored model source as a loadable path or hub id.
+def resolve_source(value: str | None, root: Path, what: str, *, allow_cwd: bool = False) -> str | None:
+    """A model source as a loadable path or hub id: an absolute path, a path relative to `root`
+    (the run folder, as `store_source` writes it), or, with `allow_cwd` (a config being trained,
+    whose paths the user typed), relative to the working directory. A loaded run never looks in
+    the working directory, so a run folder means the same model wherever it is opened.
 
     Raises:
         RunError: neither a local folder nor plausible as a hub id.
@@ -118,7 +155,7 @@ def resolve_source(value: str | None, root: Path, what: str) -> str | None:
     if value is None:
         return None
     path = Path(value)
-    for candidate in [path] if path.is_absolute() else [Path(root) / path, path]:
+    for candidate in [path] if path.is_absolute() else [Path(root) / path, *([path] if allow_cwd else [])]:
         if candidate.exists():
             return os.path.abspath(candidate)
     if _HUB_ID.match(value):
@@ -133,13 +170,16 @@ def read_trained(path: str | os.PathLike, names: list[str] | None = None) -> dic
         KeyError: if a name is not in the checkpoint.
     """
     file = Path(path) / TRAINED
-    if names is None:
-        return load_file(str(file))
-    with safe_open(str(file), framework="pt") as f:
-        missing = sorted(set(names) - set(f.keys()))
-        if missing:
-            raise KeyError(f"{file} has no tensors {missing}")
-        return {name: f.get_tensor(name) for name in names}
+    try:
+        if names is None:
+            return load_file(str(file))
+        with safe_open(str(file), framework="pt") as f:
+            missing = sorted(set(names) - set(f.keys()))
+            if missing:
+                raise KeyError(f"{file} has no tensors {missing}")
+            return {name: f.get_tensor(name) for name in names}
+    except SafetensorError as exc:
+        raise RunError(f"{file}: damaged or not a safetensors file ({exc})") from None
 
 
 def fit_problems(own: Mapping[str, torch.Tensor], tensors: Mapping[str, torch.Tensor]) -> list[str]:
@@ -172,10 +212,13 @@ def load_trained_into(model: nn.Module, checkpoint: str | os.PathLike, *, skip_p
 
 
 def save_folder(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Fill a folder atomically: `write(tmp)` fills a temporary folder beside `target`, which
-    then replaces `target`; a failure or a kill leaves the old `target` as it was."""
+    """Fill a folder atomically: `write(tmp)` fills a temporary folder beside `target`, which then
+    replaces `target`. A failure leaves the old `target` as it was; a kill in the instant between
+    moving the old one aside and the new one in leaves the old one as `.NAME.old-PID`, which
+    `recover` (called here and by `latest_checkpoint`) puts back."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -13,18 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from mixma.config import apply_overrides, from_dict
-from mixma.data.samples import TASKS, Prompts
-from mixma.data.features import FeatureStore
-from mixma.data.section import Strategy, VideoDataSection, VideoInput, video_input
-from mixma.errors import MixmaError
+from mixma.data.samples import MALMMTask, Prompts
+from mixma.data.section import VideoDataSection
 from mixma.models.malmm import MALMM
 from mixma.models.malmm.memory import Compression
 from mixma.models.malmm.modeling import MemoryBanks
 from mixma.models.malmm.processing import MALMMProcessor
 from mixma.models.malmm.small import SmallConfig
 from mixma.runs.config import OptimConfig, RunConfig
-from mixma.runs.folder import CONFIG, RunError, load_trained_into, read_run_config, resolve_checkpoint, resolve_source, run_root
+from mixma.runs.folder import CONFIG, RunError, load_trained_into, read_run, resolve_checkpoint, resolve_source, run_root
 
 
 @dataclass
@@ -67,14 +64,10 @@ class GenerateSection:
 
 @dataclass
 class MALMMDataSection(VideoDataSection):
-    """The shared data section plus MA-LMM's instruction templates."""
+    """The shared data section plus MA-LMM's task and instruction templates."""
 
+    task: MALMMTask = "qa"
     prompts: Prompts = field(default_factory=Prompts)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.task not in TASKS:
-            raise ValueError(f"task for MA-LMM must be one of {', '.join(TASKS)}, got {self.task!r}")
 
 
 @dataclass
@@ -86,17 +79,9 @@ class MALMMRunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
-
-def video_inputs(data: VideoDataSection, model: MALMM, strategy: Strategy, *,
-                 augment: bool = False) -> tuple[VideoInput, FeatureStore | None]:
-    """How an MA-LMM's videos become its input: frames sampled with `strategy`, normalised as its
-    vision model expects, and, with `data.cache_features`, the frozen backbone's stored outputs."""
-    video = video_input(data, strategy, augment=augment, normalization=model.input_normalization)
-    if not data.cache_features:
-        return video, None
-    if any(p.requires_grad for n, p in model.vision_model.named_parameters() if "post_layernorm" not in n):
-        raise MixmaError("data.cache_features needs a frozen vision encoder: set model.train_vision: false")
-    return video, FeatureStore(data.frame_cache / "features", video, model.vision_backbone, model.vision_backbone_digest())
+    def __post_init__(self):
+        if self.data.cache_features and self.model.train_vision:
+            raise ValueError("data.cache_features needs a frozen vision encoder (model.train_vision: false)")
 
 
 def load_base(source: str, section: MALMMModelSection) -> tuple[MALMM, MALMMProcessor]:
@@ -132,10 +117,7 @@ def load_malmm_run(path: str | os.PathLike, *, overrides: list[str] = (), memory
         kwargs = {} if memory_bank_length is None else {"memory_bank_length": memory_bank_length}
         return TrainedMALMM(MALMM.from_pretrained(path, **kwargs).eval(), MALMMProcessor.from_pretrained(path), None, None)
     checkpoint = resolve_checkpoint(path)
-    raw = read_run_config(checkpoint)
-    if raw.get("kind") != "malmm":
-        raise RunError(f"{path} is a {raw.get('kind', 'unknown')} run; this needs an MA-LMM run (mixma train malmm)")
-    config = from_dict(MALMMRunConfig, apply_overrides(raw, list(overrides)))
+    config = read_run(checkpoint, MALMMRunConfig, "malmm", overrides)
     if memory_bank_length is not None:
         config.model.memory_bank_length = memory_bank_length
     source = resolve_source(config.model.init, run_root(checkpoint), "model.init")

@@ -16,20 +16,17 @@ from typing import Any, Literal
 import torch
 from transformers import AutoTokenizer, CLIPVisionConfig
 
-from mixma.config import apply_overrides, from_dict
-from mixma.data.features import FeatureStore
 from mixma.data.samples import CaptionPool
-from mixma.data.section import Strategy, Task, VideoDataSection, VideoInput, video_input
+from mixma.data.section import VideoDataSection
 from mixma.errors import MixmaError
 from mixma.losses.contrastive import AngularMarginConfig, AngularMarginLoss
 from mixma.losses.weighting import MetaWeightingConfig
 from mixma.models.dual_encoder import DualEncoder, DualEncoderOptions
-from mixma.models.folder import weights_digest
 from mixma.models.video_qa import AnswerVocab, MultipleChoiceVideoQA, OpenEndedVideoQA, VideoQAOptions
 from mixma.runs.config import OptimConfig, RunConfig
-from mixma.runs.folder import RunError, load_trained_into, read_run_config, read_trained, resolve_checkpoint, resolve_source, run_root
+from mixma.runs.folder import RunError, load_trained_into, read_run, read_trained, resolve_checkpoint, resolve_source, run_root
 
-MAMA_TASKS = ("retrieval", "qa", "multiple_choice")
+MAMATask = Literal["retrieval", "qa", "multiple_choice"]
 LOSS_PREFIX = "loss."  # trained tensors of the loss (its logit scale) are saved beside the model's
 
 
@@ -72,16 +69,11 @@ class LossSection:
 
 @dataclass
 class MAMADataSection(VideoDataSection):
-    """The shared data section plus MAMA's caption pool and text length."""
+    """The shared data section plus MAMA's task, caption pool and text length."""
 
-    task: Task = "retrieval"
+    task: MAMATask = "retrieval"
     captions: CaptionPool = "both"  # the training caption pool (retrieval)
     max_text_len: int = 40  # tokens (MAMA filters LVLM captions to 40 BERT tokens)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.task not in MAMA_TASKS:
-            raise ValueError(f"task for MAMA must be one of {', '.join(MAMA_TASKS)}, got {self.task!r}")
 
 
 @dataclass
@@ -93,6 +85,14 @@ class MAMARunConfig:
     # MAMA's recipe (CLIP-ViP): a stronger weight decay and a short warmup
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.2, warmup_steps=100))
     run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        if self.data.cache_features and not self.model.encoder.freeze_vision:
+            raise ValueError("data.cache_features needs a frozen vision tower (model.encoder.freeze_vision: true)")
+        if self.data.cache_features and self.data.task != "retrieval" and self.model.qa.video_tokens == "patches":
+            raise ValueError("data.cache_features stores one vector per frame: it cannot serve model.qa.video_tokens: patches")
+        if self.loss.weighting == "meta":
+            self.data.check_split(self.loss.meta_split, "loss.meta_split")
 
 
 MODEL_CLASSES = {"retrieval": DualEncoder, "qa": OpenEndedVideoQA, "multiple_choice": MultipleChoiceVideoQA}
@@ -142,24 +142,6 @@ def encoder_of(model: torch.nn.Module) -> DualEncoder:
     return model if isinstance(model, DualEncoder) else model.encoder
 
 
-def video_inputs(data: MAMADataSection, model: torch.nn.Module, strategy: Strategy, *,
-                 augment: bool = False) -> tuple[VideoInput, FeatureStore | None]:
-    """How a MAMA model's videos become its input: frames sampled with `strategy`, normalised as
-    its vision tower expects, and, with `data.cache_features`, the frozen tower's stored outputs.
-
-    Raises:
-        MixmaError: `data.cache_features` with a vision tower that trains.
-    """
-    encoder = encoder_of(model)
-    video = video_input(data, strategy, augment=augment, normalization=encoder.input_normalization)
-    if not data.cache_features:
-        return video, None
-    if not encoder.config.freeze_vision:
-        raise MixmaError("data.cache_features needs a frozen vision tower: set model.encoder.freeze_vision: true")
-    fingerprint = f"{weights_digest(encoder.vision_model)}-{encoder.config.frame_pooling}"
-    return video, FeatureStore(data.frame_cache / "features", video, lambda pixels: encoder.frame_features(pixels)[0], fingerprint)
-
-
 def make_criterion(loss: LossSection, *, gather: bool) -> AngularMarginLoss:
     """The contrastive loss a `loss` section describes, at its initial logit scale; `gather`
     decides whether other processes' samples are negatives."""
@@ -175,14 +157,12 @@ class TrainedMAMA:
 
     @property
     def encoder(self) -> DualEncoder:
-        return self.model if isinstance(self.model, DualEncoder) else self.model.encoder
+        return encoder_of(self.model)
 
 
-def load_config(checkpoint: Path, overrides: list[str] = ()) -> MAMARunConfig:
-    raw = read_run_config(checkpoint)
-    if raw.get("kind") != "mama":
-        raise RunError(f"{checkpoint} is a {raw.get('kind', 'unknown')} run; this needs a MAMA run (mixma train mama)")
-    return from_dict(MAMARunConfig, apply_overrides(raw, list(overrides)))
+def read_mama_run(checkpoint: Path, overrides: list[str] = ()) -> MAMARunConfig:
+    """A MAMA checkpoint's config (see `mixma.runs.folder.read_run`)."""
+    return read_run(checkpoint, MAMARunConfig, "mama", overrides)
 
 
 def load_mama_run(path: str | os.PathLike, *, overrides: list[str] = ()) -> TrainedMAMA:
@@ -192,7 +172,7 @@ def load_mama_run(path: str | os.PathLike, *, overrides: list[str] = ()) -> Trai
         RunError: nothing loadable, a run of another trainer, or trained tensors that do not fit.
     """
     checkpoint = resolve_checkpoint(path)
-    config = load_config(checkpoint, overrides)
+    config = read_mama_run(checkpoint, overrides)
     base = resolve_source(config.model.init, run_root(checkpoint), "model.init")
     model = MODEL_CLASSES[config.data.task].from_pretrained(base)
     load_trained_into(model, checkpoint, skip_prefixes=(LOSS_PREFIX,))
@@ -203,7 +183,7 @@ def load_trained_loss(path: str | os.PathLike) -> AngularMarginLoss:
     """The contrastive loss of a run folder or checkpoint as trained (its margin and learned logit
     scale), per process (not gathered): for analysing what a run's training pairs cost."""
     checkpoint = resolve_checkpoint(path)
-    criterion = make_criterion(load_config(checkpoint).loss, gather=False)
+    criterion = make_criterion(read_mama_run(checkpoint).loss, gather=False)
     name = LOSS_PREFIX + "log_scale"
     with torch.no_grad():
         criterion.log_scale.copy_(read_trained(checkpoint, [name])[name])

@@ -33,12 +33,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from mixma.errors import MixmaError
 from mixma.runs.config import OptimConfig, RunConfig
+from mixma._atomic import write_text
 from mixma.runs.folder import RunError, fit_problems, read_trained
 from mixma.train import checkpoint as ckpt
 from mixma.train.distributed import Distributed, average_gradients, barrier, broadcast_parameters, mean_over_ranks
@@ -145,6 +147,36 @@ def check_output(out: Path, resume: bool) -> Path | None:
     if previous is None and resume:
         raise RunExists(f"--resume: {out} holds no checkpoint to continue from; run without --resume to start a new run there")
     return previous
+
+
+# what a resumed run may change: how long it goes on and how it is run, not what it learns
+RESUMABLE_CHANGES = ("run.epochs", "run.max_steps", "run.eval_every", "run.log_every", "run.checkpoint_every",
+                     "run.keep_checkpoints", "run.num_workers", "run.threads", "run.device", "run.output_dir")
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}{key}.").items()} if tree else {prefix: {}}
+
+
+def check_resume_config(previous: Path, config_text: str) -> None:
+    """Refuse to resume `previous` with a config that changes what the run learns, naming the keys.
+
+    Raises:
+        RunError: settings other than `RESUMABLE_CHANGES` differ from the checkpoint's.
+    """
+    stored = previous / "config.yaml"
+    if not stored.exists():
+        return
+    before = {k.rstrip("."): v for k, v in _flat(yaml.safe_load(stored.read_text()) or {}).items()}
+    after = {k.rstrip("."): v for k, v in _flat(yaml.safe_load(config_text) or {}).items()}
+    changed = sorted(k for k in before.keys() | after.keys()
+                     if before.get(k) != after.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        shown = ", ".join(f"{k} ({before.get(k)!r} -> {after.get(k)!r})" for k in changed[:5])
+        raise RunError(f"--resume: the config changes {shown}{' ...' if len(changed) > 5 else ''} from the "
+                       f"checkpoint {previous.name}; resume with the same settings or start a new run")
 
 
 def prepare(job: TrainingJob, optim: OptimConfig, run: RunConfig, info: Distributed, config_text: str) -> Training:
@@ -306,11 +338,13 @@ def fit(job: TrainingJob, optim: OptimConfig, run: RunConfig, config_text: str, 
     """Train `job`; returns a summary (steps, last loss, best metric, evaluation history)."""
     out = Path(run.output_dir)
     previous = check_output(out, resume)
+    if previous is not None:
+        check_resume_config(previous, config_text)
     if run.threads is not None:
         torch.set_num_threads(run.threads)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(config_text)
+        write_text(out / "config.yaml", config_text)
     t = prepare(job, optim, run, info, config_text)
     if previous is not None:
         state = restore(t, previous)

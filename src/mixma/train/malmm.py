@@ -10,14 +10,14 @@ training is `mixma.eval.malmm.evaluate_malmm`.
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from pathlib import Path
 
 import torch
 
 from mixma.config import dump_config
-from mixma.data.dataset import VideoDataset, sources, warm_frames
+from mixma.data.dataset import VideoDataset, prepare
+from mixma.data.features import model_inputs
 from mixma.data.records import load_records
 from mixma.data.samples import Sample, make_samples
 from mixma.errors import MixmaError
@@ -26,7 +26,7 @@ from mixma.models.malmm import MALMM
 from mixma.models.malmm.processing import MALMMProcessor, visual_token_count
 from mixma.models.malmm.small import build_small_malmm
 from mixma.runs.folder import BASE, resolve_source, save_folder, store_source
-from mixma.runs.malmm import MALMMRunConfig, load_base, video_inputs
+from mixma.runs.malmm import MALMMRunConfig, load_base
 from mixma.train.distributed import Distributed, barrier, setup, teardown
 from mixma.train.loop import TrainingJob, check_output, fit
 
@@ -48,8 +48,8 @@ def prepare_model(config: MALMMRunConfig, samples: list[Sample], out: Path, info
     if resume and (out / BASE).exists():
         section.init = BASE
     if section.init is not None:
-        model, processor = load_base(resolve_source(section.init, out, "model.init"), section)
-        section.init = store_source(resolve_source(section.init, out, "model.init"), out)
+        model, processor = load_base(resolve_source(section.init, out, "model.init", allow_cwd=True), section)
+        section.init = store_source(resolve_source(section.init, out, "model.init", allow_cwd=True), out)
     else:
         texts = [s.prompt for s in samples] + [s.target for s in samples]
         model, processor = build_small_malmm(texts, section.small, image_size=config.data.image_size,
@@ -61,13 +61,6 @@ def prepare_model(config: MALMMRunConfig, samples: list[Sample], out: Path, info
     return model.to(info.device), processor
 
 
-def absolute_paths(config: MALMMRunConfig) -> None:
-    """Dataset paths as absolute ones, so the saved config works from any working directory."""
-    config.data.root = os.path.abspath(config.data.root)
-    if config.data.cache_dir is not None:
-        config.data.cache_dir = os.path.abspath(config.data.cache_dir)
-
-
 def train_malmm(config: MALMMRunConfig, *, resume: bool = False, progress: bool = True) -> dict:
     """Train MA-LMM as `config` says; returns the training summary."""
     info = setup(config.run.device)
@@ -75,22 +68,18 @@ def train_malmm(config: MALMMRunConfig, *, resume: bool = False, progress: bool 
         torch.manual_seed(config.run.seed)
         out = Path(config.run.output_dir)
         check_output(out, resume)  # before anything is written into the folder
-        absolute_paths(config)
+        config.data.absolute()  # the saved config works from any folder
         data = config.data
         samples, loaded = train_samples(config)
         evaluation = eval_samples(data, data.eval_split, data.max_eval_samples) if data.eval_split else []
         model, processor = prepare_model(config, samples, out, info, resume)
         num_visual = visual_token_count(model.config, data.num_frames)
         train_items = [s.item() for s in samples]
-        train_video, store = video_inputs(data, model, data.train_strategy, augment=data.augment)
+        train_video, store = model_inputs(data, model, data.train_strategy, augment=data.augment)
         shard = dict(rank=info.rank, world=info.world_size, progress=progress and info.is_main)
-        warm_frames(train_items, train_video, desc="caching training frames (first run only)", **shard)
-        warm_frames([s.item() for s in evaluation], video_inputs(data, model, data.eval_strategy)[0],
-                    desc="caching evaluation frames", **shard)
-        if store is not None:
-            store.compute(sources(train_items)[info.rank :: info.world_size], progress=shard["progress"],
-                          desc="encoding training frames with the frozen encoder")
-            barrier(info)
+        prepare(train_items, train_video, store, what="training", **shard)
+        prepare([s.item() for s in evaluation], *model_inputs(data, model, data.eval_strategy), what="evaluation", **shard)
+        barrier(info)  # every process's share of the caches is written
 
         def loss(batch, step, lr):
             inputs = {k: v for k, v in batch.items() if k != "index"}  # pixel_values, or vision_features

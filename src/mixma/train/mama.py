@@ -23,7 +23,6 @@ not support); without it, negatives come from every process.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -36,8 +35,8 @@ from transformers import AutoTokenizer
 
 from mixma.config import dump_config
 from mixma.data.collate import TextCollate
-from mixma.data.dataset import VideoDataset, VideoItem, sources, warm_frames
-from mixma.data.features import FeatureStore
+from mixma.data.dataset import VideoDataset, VideoItem, prepare
+from mixma.data.features import FeatureStore, model_inputs
 from mixma.data.records import load_records
 from mixma.data.samples import multiple_choice_items, qa_items, retrieval_items
 from mixma.data.section import VideoInput
@@ -46,7 +45,7 @@ from mixma.eval.mama import evaluate_qa, evaluate_retrieval
 from mixma.losses.contrastive import AngularMarginLoss
 from mixma.losses.weighting import MetaWeighting
 from mixma.runs.folder import BASE, resolve_source, save_folder
-from mixma.runs.mama import LOSS_PREFIX, MODEL_CLASSES, MAMARunConfig, build_model, make_criterion, video_inputs
+from mixma.runs.mama import LOSS_PREFIX, MODEL_CLASSES, MAMARunConfig, build_model, make_criterion
 from mixma.train.distributed import Distributed, barrier, setup, teardown
 from mixma.train.loop import TrainingJob, check_output, fit
 
@@ -81,7 +80,7 @@ def prepare_model(config: MAMARunConfig, train_records, out: Path, info: Distrib
     resuming = resume and (out / BASE).exists()
     if resuming or config.model.init is not None:
         source = BASE if resuming else config.model.init
-        base = resolve_source(source, out, "model.init")
+        base = resolve_source(source, out, "model.init", allow_cwd=True)
         model, tokenizer = cls.from_pretrained(base).train(), AutoTokenizer.from_pretrained(base)
     else:
         model, tokenizer = build_model(config, [q.answer for r in train_records for q in r.qa])
@@ -98,7 +97,7 @@ def meta_batches(config: MAMARunConfig, collate: TextCollate, video: VideoInput,
     data, loss = config.data, config.loss
     records = load_records(data, loss.meta_split).records
     items = training_items(config, records, "original")
-    prepare_frames(items, video, store, shard, "meta")
+    prepare(items, video, store, what="meta", **shard)
     meta_set = VideoDataset(items, video, seed=config.run.seed + 1, features=store)
     # one retrieval pair has no negatives: its contrastive loss, and so the meta gradient, is 0
     smallest = 2 if data.task == "retrieval" else 1
@@ -141,24 +140,6 @@ def per_sample_loss(config: MAMARunConfig, model: torch.nn.Module, criterion: An
     return losses
 
 
-def prepare_frames(items: list[VideoItem], video: VideoInput, store: FeatureStore | None, shard: dict, what: str) -> None:
-    """Decode and cache the frames of `items` (this process's share), and with a feature store
-    run the frozen tower over them, before training starts; every process then has them all."""
-    warm_frames(items, video, rank=shard["rank"], world=shard["world"], progress=shard["progress"],
-                desc=f"caching {what} frames (first run only)")
-    if store is not None:
-        mine = sources(items)[shard["rank"] :: shard["world"]]
-        store.compute(mine, progress=shard["progress"], desc=f"encoding {what} frames with the frozen tower")
-        barrier(shard["info"])
-
-
-def absolute_paths(config: MAMARunConfig) -> None:
-    """Dataset paths as absolute ones, so the saved config works from any working directory."""
-    config.data.root = os.path.abspath(config.data.root)
-    if config.data.cache_dir is not None:
-        config.data.cache_dir = os.path.abspath(config.data.cache_dir)
-
-
 def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = True) -> dict:
     """Train a MAMA model as `config` says; returns the training summary."""
     info = setup(config.run.device)
@@ -166,7 +147,7 @@ def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = 
         torch.manual_seed(config.run.seed)
         out = Path(config.run.output_dir)
         check_output(out, resume)
-        absolute_paths(config)
+        config.data.absolute()  # the saved config works from any folder
         data = config.data
         train = load_records(data, data.train_split)
         evaluation = load_records(data, data.eval_split).records[: data.max_eval_samples] if data.eval_split else []
@@ -176,15 +157,16 @@ def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = 
             raise MixmaError(f"no training pairs: the {data.train_split} split has no "
                              f"{'captions' if data.task == 'retrieval' else 'questions'}")
         collate = make_collate(config, model, tokenizer)
-        train_video, store = video_inputs(data, model, data.train_strategy, augment=data.augment)
+        train_video, store = model_inputs(data, model, data.train_strategy, augment=data.augment)
         shard = dict(rank=info.rank, world=info.world_size, progress=progress and info.is_main)
-        prepare_frames(items, train_video, store, {**shard, "info": info}, "training")
+        prepare(items, train_video, store, what="training", **shard)
         eval_items = [VideoItem(r.video_path(data.root), r.clip) for r in evaluation]
-        warm_frames(eval_items, video_inputs(data, model, data.eval_strategy)[0], desc="caching evaluation frames", **shard)
+        prepare(eval_items, *model_inputs(data, model, data.eval_strategy), what="evaluation", **shard)
         criterion = make_criterion(config.loss, gather=config.loss.weighting == "none").to(info.device)
         losses = per_sample_loss(config, model, criterion)
         meta = MetaWeighting(config.loss.meta, device=info.device) if config.loss.weighting == "meta" else None
-        metas = meta_batches(config, collate, train_video, store, {**shard, "info": info}) if meta is not None else None
+        metas = meta_batches(config, collate, train_video, store, shard) if meta is not None else None
+        barrier(info)  # every process's share of the caches is written
 
         def loss(batch, step, lr):
             if meta is None:

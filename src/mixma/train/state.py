@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mixma._atomic import write_text
@@ -125,7 +126,7 @@ def load_state(folder: str | Path) -> dict[str, Any]:
     try:
         tree = json.loads((folder / STATE_JSON).read_text())
         return unflatten(tree, load_file(str(folder / STATE_TENSORS)))
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
         raise MixmaError(f"{folder}: damaged training state ({exc})") from None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -20,7 +20,8 @@ from mixma.video.convert import Size
 from mixma.video.mixed import MixedConfig, OutputInfo, mixed_sample
 from mixma.video.reader import VideoInfo, VideoReader
 
-STRATEGIES = ("uniform", "segment", "mixed")
+Strategy = Literal["uniform", "segment", "mixed"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 MIXED_OPTIONS = tuple(f.name for f in dataclasses.fields(MixedConfig))
 
 

@@ -229,6 +229,7 @@ class MALMM(InstructBlipForConditionalGeneration):
         all the model computes from pixels when the encoder is frozen (what `vision_features`
         caches; the norm trains)."""
         vision = self.vision_model
+        pixel_values = pixel_values.to(self.device, self.vision_model.dtype)
         if isinstance(vision, ImageEncoderVision):
             return vision.backbone(pixel_values)
         return vision.encoder(inputs_embeds=vision.embeddings(pixel_values)).last_hidden_state
