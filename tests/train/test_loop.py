@@ -251,3 +251,42 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     both = torch.load(tmp_path / "ddp" / "weights.pt")
     for key, value in single.model.state_dict().items():
         torch.testing.assert_close(both[key], value, rtol=1e-5, atol=1e-6)
+
+
+RESUMING_WORKER = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from tests.train.test_loop import make_job, settings
+from mixma.train.distributed import setup, teardown
+from mixma.train.loop import fit
+from pathlib import Path
+info = setup("cpu")
+job = make_job()
+torch.manual_seed(100 + info.rank)  # the ranks' dropout draws differ, as after any rank-dependent draw
+optim, run = settings(Path({out!r}), max_steps={max_steps})
+run.batch_size = 2
+fit(job, optim, run, "cfg", info, resume={resume}, progress=False)
+if info.is_main:
+    torch.save(job.model.state_dict(), {out!r} + "/weights.pt")
+teardown()
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_resume_exactly_with_each_ranks_random_streams(tmp_path):
+    root = str(Path(__file__).parents[2])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def torchrun(out, max_steps=None, resume=False):
+        script = tmp_path / "worker.py"
+        script.write_text(RESUMING_WORKER.format(root=root, out=str(out), max_steps=max_steps, resume=resume))
+        result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                                 str(script)], capture_output=True, text=True, env=env, timeout=240)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return torch.load(out / "weights.pt")
+
+    straight = torchrun(tmp_path / "straight")
+    torchrun(tmp_path / "resumed", max_steps=13)  # stops inside the second epoch
+    resumed = torchrun(tmp_path / "resumed", resume=True)
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0)

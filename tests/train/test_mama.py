@@ -96,6 +96,26 @@ def test_meta_batches_cycle_forever_and_drop_a_short_last_batch():
     assert passes[0] != passes[1]  # a new order each pass
 
 
+def test_a_skipped_meta_stream_goes_on_where_it_stopped():
+    straight = _cycle(list(range(7)), 2, list, seed=3, smallest=2)
+    expected = [next(straight) for _ in range(10)]  # several passes
+    resumed = _cycle(list(range(7)), 2, list, seed=3, smallest=2, skip=lambda: 4)
+    assert [next(resumed) for _ in range(6)] == expected[4:]
+
+
+def test_a_resumed_meta_weighted_run_equals_an_uninterrupted_one(capsys, tmp_path, bench, tiny_bert):
+    """The weighting net, its optimizer and the meta batches all continue where they stopped."""
+    meta = [*WEIGHTINGS["meta"], "run.epochs=2", "data.augment=false", "loss.meta.meta_interval=1", "loss.meta.start=0"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(args(bench, tiny_bert, straight, *meta)) == 0, capsys.readouterr().err
+    assert main(args(bench, tiny_bert, resumed, *meta, "run.max_steps=2")) == 0
+    assert main([*args(bench, tiny_bert, resumed, *meta), "--resume"]) == 0, capsys.readouterr().err
+    last = sorted((straight / "checkpoints").glob("step-*"))[-1].name
+    a, b = load_trained(straight / "checkpoints" / last), load_trained(resumed / "checkpoints" / last)
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=0)
+
+
 def test_qa_trains_and_evaluates(capsys, tmp_path, bench, tiny_bert):
     run = tmp_path / "qa"
     assert main(args(bench, tiny_bert, run, "data.task=qa", "loss.weighting=meta", "run.max_steps=2")) == 0

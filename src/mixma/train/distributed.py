@@ -91,3 +91,12 @@ def mean_over_ranks(value: float, info: Distributed) -> float:
     t = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(t)
     return float(t) / info.world_size
+
+
+def gather_objects(value, info: Distributed) -> list:
+    """Every rank's `value`, in rank order (on every rank); `[value]` in one process."""
+    if not info.active:
+        return [value]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, value)
+    return out

@@ -43,7 +43,8 @@ from mixma.runs.config import OptimConfig, RunConfig
 from mixma._atomic import write_text
 from mixma.runs.folder import RunError, fit_problems, read_trained
 from mixma.train import checkpoint as ckpt
-from mixma.train.distributed import Distributed, average_gradients, barrier, broadcast_parameters, mean_over_ranks
+from mixma.train.distributed import (Distributed, average_gradients, barrier, broadcast_parameters, gather_objects,
+                                    mean_over_ranks)
 from mixma.train.optim import build_optimizer, learning_rate, set_learning_rate
 from mixma.train.state import RunState, restore_rng, rng_state
 
@@ -212,18 +213,22 @@ def restore(t: Training, previous: Path) -> RunState:
         obj.load_state_dict(state["stateful"][name])
     if t.scaler is not None and state.get("scaler"):
         t.scaler.load_state_dict(state["scaler"])
-    restore_rng(state["rng"])
+    ranks = state.get("rng_ranks") or []
+    # each rank its own streams; a checkpoint of another world size (or an older one): rank 0's
+    restore_rng(ranks[t.info.rank] if len(ranks) == t.info.world_size else state["rng"])
     return RunState.from_json(state)
 
 
 def save(t: Training, state: RunState, reason: str, pending_eval: bool = False) -> None:
-    """Checkpoint the run (on rank 0; every rank waits)."""
+    """Checkpoint the run (on rank 0; every rank waits), with every rank's random streams."""
+    streams = gather_objects(rng_state(), t.info)  # ranks draw differently (dropout, augmentation)
     if t.info.is_main:
         state.reason, state.pending_eval = reason, pending_eval
         extra = {
             "optimizer": t.optimizer.state_dict(),
             "stateful": {name: obj.state_dict() for name, obj in t.job.stateful.items()},
             "scaler": t.scaler.state_dict() if t.scaler is not None else None,
+            "rng_ranks": streams,
         }
         snapshot = {**state.to_json(), "seconds": t.elapsed(state), **extra}
         ckpt.save_checkpoint(t.out, state.step, t.trained, snapshot, t.config_text, t.run.keep_checkpoints)

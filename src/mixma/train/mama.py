@@ -23,7 +23,7 @@ not support); without it, negatives come from every process.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -92,8 +92,12 @@ def prepare_model(config: MAMARunConfig, train_records, out: Path, info: Distrib
 
 
 def meta_batches(config: MAMARunConfig, collate: TextCollate, video: VideoInput, store: FeatureStore | None,
-                 shard: dict) -> Iterator[dict]:
-    """Endless batches of the clean meta split; refuses retrieval meta batches of one pair."""
+                 shard: dict, served: Callable[[], int] = lambda: 0) -> Iterator[dict]:
+    """Endless batches of the clean meta split; refuses retrieval meta batches of one pair.
+
+    `served()`, asked at the first batch, is how many a resumed run already used: the stream goes
+    on where it stopped rather than from its beginning.
+    """
     data, loss = config.data, config.loss
     records = load_records(data, loss.meta_split).records
     items = training_items(config, records, "original")
@@ -105,23 +109,29 @@ def meta_batches(config: MAMARunConfig, collate: TextCollate, video: VideoInput,
         raise MixmaError(f"meta-weighting for retrieval needs meta batches of at least 2 pairs (one pair's "
                          f"contrastive loss is 0): the {loss.meta_split} split has {len(meta_set)}, "
                          f"loss.meta_batch_size is {loss.meta_batch_size}")
-    return _cycle(meta_set, loss.meta_batch_size, collate, config.run.seed, smallest)
+    return _cycle(meta_set, loss.meta_batch_size, collate, config.run.seed, smallest, skip=served)
 
 
-def _cycle(dataset: Dataset, batch_size: int, collate, seed: int, smallest: int = 1):
+def _cycle(dataset: Dataset, batch_size: int, collate, seed: int, smallest: int = 1,
+           skip: Callable[[], int] = lambda: 0):
     """Endless shuffled batches of the meta set (a new order, and new frame draws, each pass).
 
-    A pass's last batch is dropped when it holds fewer than `smallest` items.
+    A pass's last batch is dropped when it holds fewer than `smallest` items. The first `skip()`
+    batches (asked when the first batch is wanted) are passed over without reading any video.
     """
-    rounds = 0
+    rounds, skipping = 0, skip()
     while True:
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(rounds)
         order = np.random.default_rng([seed, rounds, 11]).permutation(len(dataset)).tolist()
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]
-            if len(chosen) >= smallest:
-                yield collate([dataset[i] for i in chosen])
+            if len(chosen) < smallest:
+                continue
+            if skipping:
+                skipping -= 1
+                continue
+            yield collate([dataset[i] for i in chosen])
         rounds += 1
 
 
@@ -165,7 +175,8 @@ def train_mama(config: MAMARunConfig, *, resume: bool = False, progress: bool = 
         criterion = make_criterion(config.loss, gather=config.loss.weighting == "none").to(info.device)
         losses = per_sample_loss(config, model, criterion)
         meta = MetaWeighting(config.loss.meta, device=info.device) if config.loss.weighting == "meta" else None
-        metas = meta_batches(config, collate, train_video, store, shard) if meta is not None else None
+        # one meta batch per weighting call: a resumed run skips the `meta.calls` already used
+        metas = meta_batches(config, collate, train_video, store, shard, served=lambda: meta.calls) if meta is not None else None
         barrier(info)  # every process's share of the caches is written
 
         def loss(batch, step, lr):
