@@ -124,7 +124,16 @@ class MALMMProcessor:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> MALMMProcessor:
         """Load from a folder saved by `save_pretrained` or by transformers' InstructBlipProcessor
-        (then `num_query_tokens` is read from the model's `config.json`)."""
+        (then `num_query_tokens` is read from the model's `config.json`), or from a hub id such as
+        `Salesforce/instructblip-vicuna-7b` (the Q-Former tokenizer is its `qformer_tokenizer`
+        subfolder)."""
+        if not Path(directory).is_dir():  # a hub id: files are asked for by name, not joined as paths
+            from transformers import AutoConfig  # noqa: PLC0415
+
+            source = str(directory)
+            settings = {"num_query_tokens": getattr(AutoConfig.from_pretrained(source), "num_query_tokens", 32), **overrides}
+            return cls(AutoTokenizer.from_pretrained(source),
+                       AutoTokenizer.from_pretrained(source, subfolder="qformer_tokenizer"), ProcessorConfig(**settings))
         directory = Path(directory)
         settings = {}
         if (directory / CONFIG_NAME).exists():
