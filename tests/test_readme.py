@@ -18,7 +18,9 @@ import torch
 from mixma.video.writer import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+RECIPE = re.findall(r"<!-- recipe -->\n```bash\n(.*?)```", README, flags=re.S)
 TINY_RUN = [
     "model.small.vision_hidden=32", "model.small.qformer_hidden=32", "model.small.llm_hidden=32",
     "model.small.num_query_tokens=4", "model.memory_bank_length=2", "data.image_size=32", "data.num_frames=4",
@@ -80,3 +82,19 @@ def test_readme_example_runs(sandbox, monkeypatch, index):
     monkeypatch.chdir(sandbox)
     code = compile(BLOCKS[index], f"README.md python block {index + 1}", "exec")
     exec(code, {"__name__": "__readme__"})  # noqa: S102  (our own documentation)
+
+
+def test_the_download_to_answer_recipe_runs(sandbox, monkeypatch, capsys):
+    """The README's recipe, command by command, on the stand-ins for the downloads."""
+    import shlex
+
+    from mixma.cli import main
+
+    [recipe] = RECIPE
+    lines = [line.split("  #")[0].strip() for line in recipe.strip().splitlines()]
+    assert len(lines) >= 3 and all(line.startswith("mixma ") for line in lines)
+    monkeypatch.chdir(sandbox)
+    for line in lines:
+        assert main(shlex.split(line)[1:]) == 0, f"{line}: {capsys.readouterr().err}"
+        shown = capsys.readouterr()
+        assert shown.out.strip() or shown.err.strip(), line  # an answer, a table, or what was written

@@ -177,3 +177,16 @@ def test_frames_papercuts(capsys, tmp_path, indexed_video):
     assert code == 2 and "an image, not a video" in err
     code, out, _ = run(capsys)  # `mixma` alone: the help, and a failure (nothing was done)
     assert code == 2
+
+
+def test_ask_says_when_the_model_generated_no_text(capsys):
+    from types import SimpleNamespace
+
+    from mixma.cli.ask import _show
+
+    _show(SimpleNamespace(text="", beams=[""], scores=[-1.0]), beams=False)
+    out, err = capsys.readouterr()
+    assert out == "\n" and err.startswith("warning: the model generated no text")
+    _show(SimpleNamespace(text="red", beams=["red", "blue"], scores=[-0.5, -1.25]), beams=True)
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["  -0.500  red", "  -1.250  blue"] and not err

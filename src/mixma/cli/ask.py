@@ -26,6 +26,9 @@ def _assistant(checkpoint: Path, video: Path, strategy: str | None):
 
 
 def _show(answer, beams: bool) -> None:
+    if not answer.text.strip():  # a blank line alone reads as a failure
+        typer.echo("warning: the model generated no text (only special tokens); "
+                   "is the checkpoint trained, and for this kind of question?", err=True)
     if not beams:
         typer.echo(answer.text)
         return
