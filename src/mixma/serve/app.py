@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from mixma.errors import MixmaError, VideoError
-from mixma.serve.concurrency import BoundedPool, PoolBusy, ReadWriteLock
+from mixma.serve.concurrency import BoundedPool, PoolBusy
 from mixma.serve.middleware import BodyLimit, RequestLog, TokenGuard
 from mixma.serve.options import ServeOptions
 from mixma.serve.ranges import RangeNotSatisfiable, parse_range, read_span
@@ -87,7 +87,6 @@ class _Service:
 
     def __init__(self, index, assistant, options: ServeOptions):
         self.index, self.assistant, self.options = index, assistant, options
-        self.lock = ReadWriteLock()
         self.upload_lock = threading.Lock()
         self.thumbnails = _Thumbnails(options.thumbnails_kept)
         self.pool = BoundedPool(options.ask_workers, options.ask_queue, options.ask_timeout_s)
@@ -96,8 +95,7 @@ class _Service:
         if not ID.match(video_id):
             raise _error(404, "no such video")
         try:
-            with self.lock.reading():
-                return self.index.video(video_id)
+            return self.index.video(video_id)
         except KeyError:
             raise _error(404, f"no video with id {video_id!r}") from None
 
@@ -174,8 +172,7 @@ def _routes(app: FastAPI, service: _Service) -> None:
 
     @app.get("/api/health", summary="What is loaded")
     def health():
-        with service.lock.reading():
-            videos, moments = len(service.index.videos()), len(service.index)
+        videos, moments = len(service.index.videos()), len(service.index)
         return {"status": "ok", "model": service.index.model_name, "videos": videos, "moments": moments,
                 "ask": service.assistant is not None, "upload": options.allow_upload}
 
@@ -193,16 +190,14 @@ def _routes(app: FastAPI, service: _Service) -> None:
         if k > options.max_k:
             raise _error(400, f"k is over {options.max_k}")
         try:
-            with service.lock.reading():
-                hits = service.index.search(text, k, videos=videos, per_video=per_video)
+            hits = service.index.search(text, k, videos=videos, per_video=per_video)
         except (MixmaError, ValueError) as exc:
             raise _error(400, str(exc).splitlines()[0]) from None
         return {"query": text, "k": k, "count": len(hits), "results": [service.hit_json(h) for h in hits]}
 
     @app.get("/api/videos", summary="Every indexed video")
     def list_videos():
-        with service.lock.reading():
-            entries = service.index.videos()
+        entries = service.index.videos()
         return {"count": len(entries), "videos": [service.entry_json(e) for e in entries]}
 
     @app.get("/api/videos/{video_id}", summary="An indexed video's file (Range requests answered 206)")
@@ -316,7 +311,7 @@ async def _receive_video(request: Request, options: ServeOptions, suffix: str) -
 
 
 def _add(service: _Service, path: Path):
-    with service.upload_lock, service.lock.writing():  # one upload at a time; searches wait meanwhile
+    with service.upload_lock:  # one upload at a time; the index answers searches meanwhile
         service.index.add([path])
         entries = [e for e in service.index.videos() if Path(e.path) == path]
     if not entries:

@@ -1,17 +1,15 @@
-"""How the service's threads share the model and the index.
+"""The pool model calls run on.
 
-Searches run on the server's thread pool; model calls run on their own small pool, so a slow
-`ask` occupies only that pool and can never starve `search`. An upload's `index.add` excludes
-searches while it changes the index (a readers-writer lock), as the index is not documented as
-safe to change while it is read.
+Searches run on the server's thread pool (the index is safe to search, and to add to, from
+several threads); model calls run on their own small pool, so a slow `ask` occupies only that
+pool and can never starve `search`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,40 +41,3 @@ class BoundedPool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-class ReadWriteLock:
-    """Many readers at once, or one writer; a waiting writer holds off new readers."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writing = False
-        self._writers_waiting = 0
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writing and not self._writers_waiting)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        with self._cond:
-            self._writers_waiting += 1
-            self._cond.wait_for(lambda: not self._writing and not self._readers)
-            self._writers_waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
