@@ -19,7 +19,7 @@ from collections.abc import Callable
 import typer
 from typer.exceptions import TyperException
 
-from mixma.cli import ask, augment, bench, convert, data, evaluate, frames, info, serve, train
+from mixma.cli import ask, augment, bench, convert, data, evaluate, frames, index, info, serve, train
 from mixma.errors import MixmaError
 from mixma.train.registry import TRAINERS
 
@@ -53,6 +53,8 @@ def build_app() -> typer.Typer:
     )
     command(app, "frames", frames.frames, no_args_is_help=True)
     command(app, "info", info.info, no_args_is_help=True)
+    command(app, "index", index.index, no_args_is_help=True)
+    command(app, "search", index.search, no_args_is_help=True)
 
     bench_app = _group("The synthetic long-video benchmark (see `mixma bench make --help`).")
     command(bench_app, "make", bench.make, no_args_is_help=True)
