@@ -22,6 +22,7 @@ def serve(
     upload_dir: Path = typer.Option(None, "--upload-dir", help="Where uploads are kept. [default: INDEX/uploads]"),
     max_upload_mb: int = typer.Option(D.max_upload_bytes // 2**20, "--max-upload-mb", min=1, help="Largest upload, in MiB."),
     ask_timeout: float = typer.Option(D.ask_timeout_s, "--ask-timeout", min=1, help="Seconds a question may take before it answers 504."),
+    threads: int = typer.Option(D.torch_threads, "--threads", min=1, help="torch threads per model call (requests run side by side)."),
 ):
     """Serve an index over HTTP: a search page at / and a JSON API under /api (described at /docs).
 
@@ -45,7 +46,10 @@ def serve(
         warn(f"listening on {host} without --token: anyone who can reach the port can search and watch the videos")
     options = ServeOptions(token=token, ask_timeout_s=ask_timeout, allow_upload=allow_upload,
                            upload_dir=(upload_dir or index / "uploads") if allow_upload else None,
-                           max_upload_bytes=max_upload_mb * 2**20)
+                           max_upload_bytes=max_upload_mb * 2**20, torch_threads=threads)
+    import torch
+
+    torch.set_num_threads(options.torch_threads)
     idx = VideoIndex.open(index)
     assistant = None
     if malmm is not None:
