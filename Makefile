@@ -40,6 +40,10 @@ demo: $(STAMP)
 		--set data.root=$(DEMO)/bench --set loss.weighting=meta --set run.epochs=20 --set run.eval_every=20 \
 		--set optim.warmup_steps=2
 	$(BIN)/mixma eval $(DEMO)/mama --split test -o $(DEMO)/mama/test.json
+	# Search: index the real sample clips and the demo benchmark, then ask in words
+	rm -rf $(DEMO)/index
+	HF_HUB_OFFLINE=1 $(BIN)/mixma index $(CLIPS) $(DEMO)/bench/videos -o $(DEMO)/index
+	HF_HUB_OFFLINE=1 $(BIN)/mixma search $(DEMO)/index "a bicycle" -k 3 --explain
 	@echo "demo outputs are in $(DEMO)/ (open the sheet.jpg files; test.json of each model)"
 
 # Never fails the set-up: without apt (or Debian) the tests that need these clips skip.

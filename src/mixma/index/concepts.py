@@ -5,7 +5,9 @@ the concepts a query names. Here the detectors are the ImageNet classifier's 100
 query is matched to them by meaning: the pretrained MiniLM sentence encoder embeds the query and
 every class's names (its WordNet synonyms, each with the class's everyday kind where it has one,
 "golden retriever, a dog", so that "a dog" reaches the 118 dog breeds, and "a red car" the cars
-and not the railway "passenger car"); a class's similarity is the best over its names.
+and not the railway "passenger car"), and the kind alone, "a dog", shared by all its members, so
+that a query naming a kind weighs its members alike and a moment scores the probability of the
+kind; a class's similarity is the best over its texts.
 
 Weights: the classes within `margin` of the best similarity (at most `top_k`), softmax-weighted
 with temperature `temperature`, summing to 1. A moment's score is then the weighted sum of its
@@ -51,6 +53,7 @@ KIND_LISTS: dict[str, tuple[str, ...]] = {
              "schooner", "speedboat", "submarine", "trimaran", "yawl", "paddlewheel"),
     "airplane": ("airliner", "warplane", "airship", "wing"),
     "person": ("groom", "scuba diver", "ballplayer"),
+    "rabbit": ("wood rabbit", "hare", "Angora"),
 }
 
 
@@ -60,7 +63,7 @@ class ConceptOptions:
 
     margin: float = 0.08  # classes within this cosine of the best one take part
     top_k: int = 128  # ... at most this many (118 dog breeds fit)
-    temperature: float = 0.02  # softmax over the similarities of those classes
+    temperature: float = 0.05  # softmax over the similarities of those classes
 
 
 def kind_members(labels: tuple[str, ...]) -> dict[int, str]:
@@ -83,13 +86,16 @@ def kind_members(labels: tuple[str, ...]) -> dict[int, str]:
 
 def class_texts(labels: tuple[str, ...], synonyms: tuple[tuple[str, ...], ...]) -> tuple[list[str], np.ndarray]:
     """Every text a class is matched by, and the class of each: its synonyms, each followed by
-    its everyday kind when it has one ("golden retriever, a dog")."""
+    its everyday kind when it has one ("golden retriever, a dog"), and the kind alone ("a dog")."""
     kinds = kind_members(labels)
     texts, owner = [], []
     for i, names in enumerate(synonyms):
         # a class with a kind is matched only with it: "passenger car, a train" is no car
         for name in dict.fromkeys(names):
             texts.append(f"{name}, a {kinds[i]}" if i in kinds else name)
+            owner.append(i)
+        if i in kinds:  # the kind itself: "a dog" weighs every breed alike, i.e. scores P(dog)
+            texts.append(f"a {kinds[i]}")
             owner.append(i)
     return texts, np.array(owner, dtype=np.int64)
 

@@ -4,7 +4,9 @@
 - above: an inverted file (`IVF{nlist}`, `nlist ~ sqrt(n)` k-means cells), storing full vectors
   (`Flat`) up to `SQ8_MIN` and 8-bit scalar-quantised ones (`SQ8`, a quarter of the memory) above;
   `nprobe` (cells visited per query) is tuned when the index is built: the smallest power of two
-  whose recall@10 against exact search reaches `target_recall` on a sample of the stored vectors.
+  whose recall@10 against exact search reaches `target_recall` for a sample of the stored vectors
+  as queries, each left out of its own results (else its own cell makes recall look better than
+  a new query gets).
 
 Every vector carries its moment's id (the SQLite row id), so faiss answers ids and the metadata
 store answers the rest.
@@ -76,20 +78,27 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def tune_nprobe(index, vectors: np.ndarray, ids: np.ndarray, target: float, seed: int = 0, k: int = 10) -> int:
-    """The smallest power-of-two nprobe with recall@k >= target, stored vectors as the queries."""
+    """The smallest power-of-two nprobe with recall@k >= target, for stored vectors as queries
+    left out of their own results (a query's own cell is not a free hit, as for a new query)."""
     import faiss  # noqa: PLC0415
 
     ivf = faiss.extract_index_ivf(index)
     rng = np.random.default_rng(seed + 1)
-    queries = vectors[rng.choice(len(vectors), size=min(TUNE_QUERIES, len(vectors)), replace=False)]
-    truth = ids[exact_top(vectors, queries, k)]
+    rows = rng.choice(len(vectors), size=min(TUNE_QUERIES, len(vectors)), replace=False)
+    queries = vectors[rows]
+    truth = _without(ids[exact_top(vectors, queries, k + 1)], ids[rows], k)
     nprobe = 1
     while True:
         ivf.nprobe = nprobe
-        _, found = index.search(queries, k)
-        if nprobe >= ivf.nlist or recall_at(found, truth) >= target:
+        _, found = index.search(queries, k + 1)
+        if nprobe >= ivf.nlist or recall_at(_without(found, ids[rows], k), truth) >= target:
             return nprobe
         nprobe *= 2
+
+
+def _without(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
+    """Each row's first `k` ids other than its own."""
+    return np.stack([row[row != i][:k] for row, i in zip(found, own)])
 
 
 def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
