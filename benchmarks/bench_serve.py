@@ -126,7 +126,8 @@ def rss_mib(pid: int) -> float:
     return int(match.group(1)) / 1024
 
 
-async def load(url: str, pid: int, queries: list[str], clients: int, askers: int, seconds: float, video_id: str) -> dict:
+async def load(url: str, pid: int, queries: list[str], clients: int, askers: int, seconds: float, think: float,
+               video_id: str) -> dict:
     import httpx
 
     searches, errors, asks, ask_errors, memory = [], [], [], [], []
@@ -146,6 +147,8 @@ async def load(url: str, pid: int, queries: list[str], clients: int, askers: int
                         errors.append(f"HTTP {r.status_code}")
                 except httpx.HTTPError as exc:
                     errors.append(type(exc).__name__)
+                if think:
+                    await asyncio.sleep(rng.uniform(0.5, 1.5) * think)
 
         async def asker():
             rng = random.Random(1)
@@ -197,6 +200,7 @@ def main() -> None:
     parser.add_argument("--moments", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--think", type=float, default=0.0, help="seconds each client waits between its searches (0: back to back)")
     parser.add_argument("--askers", type=int, default=1, help="clients asking questions meanwhile")
     parser.add_argument("--baseline", type=int, default=200, help="in-process searches for the baseline")
     args = parser.parse_args()
@@ -217,6 +221,7 @@ def main() -> None:
     from mixma.index import store
 
     video_id = store.video_id(CLIPS[1])
+    load_before = os.getloadavg()[0]  # other work on the machine (the runs below add to it)
     proc, url = start_server(index, run)
     try:
         import httpx
@@ -225,7 +230,7 @@ def main() -> None:
             httpx.get(url + "api/search", params={"q": q}, timeout=120).raise_for_status()
         httpx.post(url + "api/ask", json={"video_id": video_id, "question": "what happens?"}, timeout=120).raise_for_status()
         start_rss = rss_mib(proc.pid)
-        result = asyncio.run(load(url, proc.pid, queries, args.clients, args.askers, args.seconds, video_id))
+        result = asyncio.run(load(url, proc.pid, queries, args.clients, args.askers, args.seconds, args.think, video_id))
     finally:
         proc.terminate()
         proc.wait(20)
@@ -234,7 +239,9 @@ def main() -> None:
     third = max(1, len(mem) // 3)
     first_mib, last_mib = np.mean([m for _, m in mem[:third]]), np.mean([m for _, m in mem[-third:]])
     rate = len(s) / result["elapsed"]
-    print(f"\n{args.clients} clients searching for {result['elapsed']:.1f} s, {args.askers} asking, {args.moments} moments:")
+    pace = f"every {args.think:g} s on average" if args.think else "back to back"
+    print(f"\n{args.clients} clients searching {pace} for {result['elapsed']:.1f} s, {args.askers} asking, {args.moments} moments "
+          f"(load average before: {load_before:.1f} on {os.cpu_count()} cores):")
     print(f"  search: {len(s)} answered, {rate:.1f} req/s, p50 {percentile(s, 50) * 1000:.0f} ms, "
           f"p99 {percentile(s, 99) * 1000:.0f} ms, max {max(s) * 1000:.0f} ms, errors {len(result['errors'])}"
           + (f" ({', '.join(sorted(set(result['errors'])))})" if result["errors"] else ""))
