@@ -150,3 +150,31 @@ def test_error_state_says_what_to_do(tmp_path, driver):
         driver.get(url + "?q=bike&token=s3cret")
         wait(driver, lambda d: "No moment matches" in message(d))  # authorised: an empty index
         assert "0 videos, 0 moments" in driver.find_element("id", "status").text
+
+
+def test_upload_from_the_page(tmp_path, driver, clips):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from tests.serve.fake_index import FakeIndex
+
+    index = FakeIndex(tmp_path)
+    app = create_app(index, options=ServeOptions(allow_upload=True, upload_dir=tmp_path / "uploads"))
+    with BackgroundServer(app) as url:
+        driver.get(url)
+        wait(driver, lambda d: d.find_element(By.ID, "upload-panel").is_displayed())
+        driver.find_element(By.ID, "file").send_keys(str(clips[1]))
+        driver.find_element(By.CSS_SELECTOR, "#upload button").click()
+        status = driver.find_element(By.ID, "upload-status")
+        wait(driver, lambda d: "is indexed" in status.text)
+        assert "dog.mp4 is indexed (1 moment)" in status.text
+        assert index.added and index.added[0].read_bytes() == clips[1].read_bytes()
+        box = driver.find_element(By.ID, "q")
+        box.send_keys("uploaded", Keys.ENTER)
+        wait(driver, lambda d: len(cards(d)) == 1)  # searchable at once
+        (tmp_path / "notes.txt").write_text("not a video")
+        driver.find_element(By.ID, "file").clear()
+        driver.find_element(By.ID, "file").send_keys(str(tmp_path / "notes.txt"))
+        driver.find_element(By.CSS_SELECTOR, "#upload button").click()
+        wait(driver, lambda d: "Upload failed" in status.text)
+        assert "not a video file name" in status.text and "error" in status.get_attribute("class")

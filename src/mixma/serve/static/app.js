@@ -144,7 +144,8 @@ async function upload(event) {
   status.textContent = `Uploading and indexing ${file.name}…`;
   try {
     const reply = await api(`/api/upload?filename=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
-    status.textContent = `${file.name} is indexed (${reply.video.num_moments} moments): search for it.`;
+    const n = reply.video.num_moments;
+    status.textContent = `${file.name} is indexed (${n} moment${n === 1 ? "" : "s"}): search for it.`;
     showHealth();
   } catch (err) {
     status.className = "error";
