@@ -81,7 +81,7 @@ def test_search_play_and_ask(site, driver):
     url, index = site
     driver.get(url)
     wait(driver, lambda d: "Type what you are looking for" in message(d))
-    assert "2 videos, 4 moments" in driver.find_element(By.ID, "status").text
+    wait(driver, lambda d: "2 videos, 4 moments" in d.find_element(By.ID, "status").text)
     box = driver.find_element(By.ID, "q")
     assert driver.switch_to.active_element == box  # ready to type
     box.send_keys("red circle", Keys.ENTER)
@@ -149,7 +149,7 @@ def test_error_state_says_what_to_do(tmp_path, driver):
         assert driver.execute_script("return document.getElementById('message').className") == "error"
         driver.get(url + "?q=bike&token=s3cret")
         wait(driver, lambda d: "No moment matches" in message(d))  # authorised: an empty index
-        assert "0 videos, 0 moments" in driver.find_element("id", "status").text
+        wait(driver, lambda d: "0 videos, 0 moments" in d.find_element("id", "status").text)
 
 
 def test_upload_from_the_page(tmp_path, driver, clips):
