@@ -99,8 +99,11 @@ def test_search_play_and_ask(site, driver):
     wait(driver, lambda d: d.execute_script("return arguments[0].readyState", player) >= 1)
     src = driver.execute_script("return arguments[0].currentSrc", player)
     assert src.endswith(f"/api/videos/{hit.video_id}#t={hit.start:.3f},{hit.end:.3f}")
-    current = driver.execute_script("return arguments[0].currentTime", player)
-    assert hit.start - 0.05 <= current <= hit.end + 0.05  # it plays from the moment
+    def current():
+        return driver.execute_script("return arguments[0].currentTime", player)
+
+    wait(driver, lambda d: current() >= hit.start - 0.05)  # it plays from the moment...
+    assert current() <= hit.end + 0.05  # ...and stops at its end
     assert cards(driver)[moment].get_attribute("aria-pressed") == "true"
 
     question = driver.find_element(By.ID, "question")
