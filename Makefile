@@ -45,7 +45,7 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/mixma index $(CLIPS) $(DEMO)/bench/videos -o $(DEMO)/index
 	HF_HUB_OFFLINE=1 $(BIN)/mixma search $(DEMO)/index "a bicycle" -k 3 --explain
 	@echo "demo outputs are in $(DEMO)/ (open the sheet.jpg files; test.json of each model)"
-	@echo "search, watch and ask in your browser: $(BIN)/mixma serve $(DEMO)/index --malmm $(DEMO)/malmm  (then open http://127.0.0.1:8000/?q=a+bicycle)"
+	@echo "search, watch and ask in your browser: HF_HUB_OFFLINE=1 $(BIN)/mixma serve $(DEMO)/index --malmm $(DEMO)/malmm  (then open http://127.0.0.1:8000/?q=a+bicycle)"
 
 # Never fails the set-up: without apt (or Debian) the tests that need these clips skip.
 opencv-doc: $(STAMP)

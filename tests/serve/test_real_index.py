@@ -78,8 +78,12 @@ def test_the_command_fails_in_one_line(capsys, tmp_path, built):
     assert err.startswith("error: ") and "no such index folder" in err and len(err.splitlines()) == 1
     taken = bind("127.0.0.1", 0)
     try:
-        assert main(["serve", str(built), "--port", str(taken.getsockname()[1])]) == 2
+        port = str(taken.getsockname()[1])
+        assert main(["serve", str(built), "--port", port]) == 2
         assert "error: cannot listen on 127.0.0.1:" in capsys.readouterr().err
+        assert main(["serve", str(built), "--host", "0.0.0.0", "--port", port]) == 2
+        err = capsys.readouterr().err
+        assert "warning: listening on 0.0.0.0 without --token" in err and "error: cannot listen on 0.0.0.0:" in err
     finally:
         taken.close()
 
