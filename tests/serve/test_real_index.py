@@ -112,3 +112,28 @@ def test_the_command_serves_until_stopped(built):
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert re.search(r"127\.0\.0\.1 GET /api/health 200 [\d.]+ms", err)  # one line per request
+
+
+def test_a_remembered_query_finds_the_same_without_the_text_model(index, monkeypatch):
+    from mixma.serve.queries import CachedSearch
+
+    calls = []
+    encode = index.model.encode_text
+    monkeypatch.setattr(index.model, "encode_text", lambda texts: calls.append(texts) or encode(texts))
+    cached = CachedSearch(index, size=2)
+    for text, videos in [("a bicycle", False), ("a dog", True), ("a bicycle", True), ("a bicycle", False)]:
+        assert cached(text, 5, videos=videos) == index.search(text, 5, videos=videos)
+    assert (cached.hits, cached.misses) == (2, 2)
+    calls.clear()
+    cached("a cat", 5)  # a third text: the least recently searched ("a dog") goes
+    cached("a bicycle", 5)
+    cached("a dog", 5)
+    assert calls == [["a cat"], ["a dog"]]
+
+
+def test_without_search_vector_the_index_searches_as_it_is(tmp_path):
+    from mixma.serve.queries import CachedSearch
+    from tests.serve.fake_index import FakeIndex
+
+    cached = CachedSearch(FakeIndex(tmp_path), size=10)
+    assert not cached.enabled and cached("anything", 3) == []

@@ -37,6 +37,7 @@ from mixma.errors import MixmaError, VideoError
 from mixma.serve.concurrency import BoundedPool, PoolBusy
 from mixma.serve.middleware import BodyLimit, RequestLog, TokenGuard
 from mixma.serve.options import ServeOptions
+from mixma.serve.queries import CachedSearch
 from mixma.serve.ranges import RangeNotSatisfiable, parse_range, read_span
 
 log = logging.getLogger("mixma.serve")
@@ -90,6 +91,7 @@ class _Service:
         self.upload_lock = threading.Lock()
         self.thumbnails = _Thumbnails(options.thumbnails_kept)
         self.pool = BoundedPool(options.ask_workers, options.ask_queue, options.ask_timeout_s)
+        self.search = CachedSearch(index, options.query_cache)
 
     def entry(self, video_id: str):
         if not ID.match(video_id):
@@ -190,7 +192,7 @@ def _routes(app: FastAPI, service: _Service) -> None:
         if k > options.max_k:
             raise _error(400, f"k is over {options.max_k}")
         try:
-            hits = service.index.search(text, k, videos=videos, per_video=per_video)
+            hits = service.search(text, k, videos=videos, per_video=per_video)
         except (MixmaError, ValueError) as exc:
             raise _error(400, str(exc).splitlines()[0]) from None
         return {"query": text, "k": k, "count": len(hits), "results": [service.hit_json(h) for h in hits]}
