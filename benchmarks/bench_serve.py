@@ -6,8 +6,10 @@ The index is real (`mixma.index`, the default `concepts` model, faiss + SQLite),
 sample clips, then filled up to `--moments` with synthetic moments: per video a few "topic"
 classes, each moment a unit vector of sparse non-negative class weights (the shape of the
 concept model's vectors), so the vector engine (IVF above 50k, nprobe tuned for 0.95 recall)
-works as on a real collection. Queries are 400 distinct texts, so every search runs the text
-model. The asker uses a tiny MA-LMM trained here for a few seconds (its answers are not the point:
+works as on a real collection. Two workloads, 30 s each on the same server: `unique` texts
+(never repeated: the text model runs for every search) and `zipf` (4,000 texts drawn with
+Zipf(1.1) popularity, as real queries repeat: the service's query cache answers repeats without
+the text model). The asker uses a tiny MA-LMM trained here for a few seconds (its answers are not the point:
 its load on the CPU is).
 
 Baseline (same run, before the load): the same searches called in-process on `VideoIndex`, one
@@ -41,6 +43,7 @@ THINGS = ["dog", "cat", "car", "bicycle", "bird", "boat", "train", "horse", "per
 SCENES = ["on grass", "in the street", "at night", "near water", "in a kitchen", "on a road", "in snow",
           "by the sea", "in a park", "indoors", "moving fast", "close up", "from above", "in the rain",
           "at a party", "on a table", "in a field", "in traffic", "on a beach", "under a bridge"]
+ADJECTIVES = ["a", "the", "a small", "a big", "a red", "a white", "a black", "two", "an old", "a young"]
 QUESTIONS = ["which colour was the star?", "how many times did the red circle appear?", "what happens?"]
 
 
@@ -126,18 +129,32 @@ def rss_mib(pid: int) -> float:
     return int(match.group(1)) / 1024
 
 
-async def load(url: str, pid: int, queries: list[str], clients: int, askers: int, seconds: float, think: float,
+def workloads(seed: int = 0) -> dict:
+    """How each workload picks a search's text: `unique` never repeats one (the text model runs
+    for every search); `zipf` draws from 4,000 texts with Zipf(1.1) popularity, as real queries
+    repeat (links, reloads, popular searches), which the service's query cache serves."""
+    counter = itertools.count()
+    pool = [f"{adj} {a} {b}" for adj in ADJECTIVES for a in THINGS for b in SCENES]
+    random.Random(seed).shuffle(pool)
+    weights = list(itertools.accumulate(1 / (r + 1) ** 1.1 for r in range(len(pool))))
+    return {"unique": lambda rng: f"{rng.choice(THINGS)} {rng.choice(SCENES)}, take {next(counter)}",
+            "zipf": lambda rng: rng.choices(pool, cum_weights=weights)[0]}
+
+
+async def load(url: str, pid: int, draw, clients: int, askers: int, seconds: float, think: float,
                video_id: str) -> dict:
     import httpx
 
-    searches, errors, asks, ask_errors, memory = [], [], [], [], []
+    searches, errors, asks, ask_errors, memory, sent = [], [], [], [], [], []
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    # idle connections dropped before the server's keep-alive (30 s) ends, as a client should
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4, keepalive_expiry=20)
     async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as http:
         async def searcher(seed: int):
             rng = random.Random(seed)
             while time.perf_counter() < deadline:
-                q = rng.choice(queries)
+                q = draw(rng)
+                sent.append(q)
                 began = time.perf_counter()
                 try:
                     r = await http.get("/api/search", params={"q": q, "k": 10})
@@ -170,7 +187,7 @@ async def load(url: str, pid: int, queries: list[str], clients: int, askers: int
         await asyncio.gather(*(searcher(i) for i in range(clients)), *(asker() for _ in range(askers)), sampler())
         elapsed = time.perf_counter() - began
     return {"searches": searches, "errors": errors, "asks": asks, "ask_errors": ask_errors, "memory": memory,
-            "elapsed": elapsed}
+            "elapsed": elapsed, "repeats": 1 - len(set(sent)) / max(1, len(sent))}
 
 
 def start_server(index: Path, run: Path) -> tuple[subprocess.Popen, str]:
@@ -202,6 +219,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--think", type=float, default=0.0, help="seconds each client waits between its searches (0: back to back)")
     parser.add_argument("--askers", type=int, default=1, help="clients asking questions meanwhile")
+    parser.add_argument("--workload", nargs="+", choices=["unique", "zipf"], default=["unique", "zipf"])
     parser.add_argument("--baseline", type=int, default=200, help="in-process searches for the baseline")
     args = parser.parse_args()
     if not CLIPS:
@@ -230,24 +248,30 @@ def main() -> None:
             httpx.get(url + "api/search", params={"q": q}, timeout=120).raise_for_status()
         httpx.post(url + "api/ask", json={"video_id": video_id, "question": "what happens?"}, timeout=120).raise_for_status()
         start_rss = rss_mib(proc.pid)
-        result = asyncio.run(load(url, proc.pid, queries, args.clients, args.askers, args.seconds, args.think, video_id))
+        results = {name: asyncio.run(load(url, proc.pid, draw, args.clients, args.askers, args.seconds, args.think, video_id))
+                   for name, draw in workloads().items() if name in args.workload}
     finally:
         proc.terminate()
         proc.wait(20)
+    pace = f"every {args.think:g} s on average" if args.think else "back to back"
+    print(f"\n{args.clients} clients searching {pace}, {args.askers} asking, {args.moments} moments "
+          f"(load average before: {load_before:.1f} on {os.cpu_count()} cores); server memory {start_rss:.0f} MiB before:")
+    for name, result in results.items():
+        report(name, result, direct)
 
+
+def report(name: str, result: dict, direct: list[float]) -> None:
     s, mem = result["searches"], result["memory"]
     third = max(1, len(mem) // 3)
     first_mib, last_mib = np.mean([m for _, m in mem[:third]]), np.mean([m for _, m in mem[-third:]])
     rate = len(s) / result["elapsed"]
-    pace = f"every {args.think:g} s on average" if args.think else "back to back"
-    print(f"\n{args.clients} clients searching {pace} for {result['elapsed']:.1f} s, {args.askers} asking, {args.moments} moments "
-          f"(load average before: {load_before:.1f} on {os.cpu_count()} cores):")
+    print(f"{name} texts ({result['repeats']:.0%} of searches repeat an earlier text), {result['elapsed']:.1f} s:")
     print(f"  search: {len(s)} answered, {rate:.1f} req/s, p50 {percentile(s, 50) * 1000:.0f} ms, "
           f"p99 {percentile(s, 99) * 1000:.0f} ms, max {max(s) * 1000:.0f} ms, errors {len(result['errors'])}"
           + (f" ({', '.join(sorted(set(result['errors'])))})" if result["errors"] else ""))
     print(f"  ask: {len(result['asks'])} answered, p50 {percentile(result['asks'], 50):.2f} s, errors {len(result['ask_errors'])}")
-    print(f"  server memory: {start_rss:.0f} MiB before the load, {first_mib:.0f} MiB over its first third, "
-          f"{last_mib:.0f} MiB over its last third ({last_mib - first_mib:+.0f} MiB), peak {max(m for _, m in mem):.0f} MiB")
+    print(f"  server memory: {first_mib:.0f} MiB over the first third, {last_mib:.0f} MiB over the last "
+          f"({last_mib - first_mib:+.0f} MiB), peak {max(m for _, m in mem):.0f} MiB")
     print(f"  vs baseline: p50 {percentile(s, 50) / percentile(direct, 50):.1f}x the in-process search, "
           f"throughput {rate * np.mean(direct):.2f}x one in-process searcher")
     goal = not result["errors"] and percentile(s, 99) < 0.2

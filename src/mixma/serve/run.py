@@ -51,7 +51,9 @@ def url_of(sock: socket.socket) -> str:
 
 def server(app, sock: socket.socket, **config) -> uvicorn.Server:
     """A uvicorn server for `app` on `sock`; our own request log replaces uvicorn's access log."""
-    options = {"log_config": None, "access_log": False, "timeout_graceful_shutdown": 5, **config}
+    # keep-alive beyond uvicorn's 5 s: a client reusing a connection the server is closing sees
+    # a reset (httpx's own expiry is also 5 s: a race the load test met); browsers keep longer
+    options = {"log_config": None, "access_log": False, "timeout_graceful_shutdown": 5, "timeout_keep_alive": 30, **config}
     host, port = sock.getsockname()[:2]
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
 
