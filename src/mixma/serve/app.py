@@ -22,9 +22,11 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -92,6 +94,7 @@ class _Service:
         self.thumbnails = _Thumbnails(options.thumbnails_kept)
         self.pool = BoundedPool(options.ask_workers, options.ask_queue, options.ask_timeout_s)
         self.search = CachedSearch(index, options.query_cache)
+        self.search_slots = anyio.CapacityLimiter(options.search_workers)
 
     def entry(self, video_id: str):
         if not ID.match(video_id):
@@ -179,7 +182,7 @@ def _routes(app: FastAPI, service: _Service) -> None:
                 "ask": service.assistant is not None, "upload": options.allow_upload}
 
     @app.get("/api/search", summary="Moments matching a text, best first")
-    def search(q: str = Query(..., description="what to look for"),
+    async def search(q: str = Query(..., description="what to look for"),
                k: int | None = Query(None, ge=1, description="how many results (default 10)"),
                videos: bool = Query(False, description="at most `per_video` results per video"),
                per_video: int = Query(3, ge=1)):
@@ -192,7 +195,8 @@ def _routes(app: FastAPI, service: _Service) -> None:
         if k > options.max_k:
             raise _error(400, f"k is over {options.max_k}")
         try:
-            hits = service.search(text, k, videos=videos, per_video=per_video)
+            hits = await anyio.to_thread.run_sync(partial(service.search, text, k, videos=videos, per_video=per_video),
+                                                  limiter=service.search_slots)
         except (MixmaError, ValueError) as exc:
             raise _error(400, str(exc).splitlines()[0]) from None
         return {"query": text, "k": k, "count": len(hits), "results": [service.hit_json(h) for h in hits]}

@@ -24,6 +24,8 @@ class ServeOptions:
         upload_dir: where uploaded videos are kept (required with `allow_upload`).
         max_upload_bytes: largest upload.
         thumbnails_kept: thumbnail ids remembered from recent results (their URLs resolve to files).
+        search_workers: searches running at once; the others wait their turn in order (more
+            threads than cores only share the CPU and the GIL, which stretches every search).
         query_cache: query embeddings remembered (4 KB each for the default model), so a text
             searched again skips the text model; 0 turns the cache off.
         torch_threads: torch's threads per model call, set by `mixma serve` for the process:
@@ -43,12 +45,13 @@ class ServeOptions:
     upload_dir: Path | None = None
     max_upload_bytes: int = 512 * 1024 * 1024
     thumbnails_kept: int = 100_000
+    search_workers: int = 4
     query_cache: int = 4096
     torch_threads: int = 1
 
     def __post_init__(self):
         for name in ("max_body_bytes", "max_query_chars", "max_question_chars", "max_k", "ask_workers",
-                     "max_upload_bytes", "thumbnails_kept", "torch_threads"):
+                     "max_upload_bytes", "thumbnails_kept", "torch_threads", "search_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("ask_queue", "query_cache"):
