@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def index(
     except ValueError as exc:
         raise fail(str(exc)) from None
     summary = build_index(paths, output, options, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 merged the shards and reports
     for path, reason in summary.skipped:
         warn(f"skipped {path}: {reason}")
     if as_json:

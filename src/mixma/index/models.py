@@ -28,7 +28,7 @@ from mixma.index.options import IndexOptions
 from mixma.video.reader import VideoReader
 
 MODEL_KINDS = ("concepts", "mama", "clip")
-BATCH = 32  # frames (or moments) per forward pass
+BATCH = 16  # frames per forward pass: peak memory is one batch of activations (benchmarks/RESULTS.md)
 
 
 @dataclass
@@ -236,9 +236,10 @@ class MAMAModel(MomentModel):
         out = []
         groups = chunk.frames_of()
         with torch.inference_mode():
-            for i in range(0, len(groups), BATCH // 4 or 1):
+            step = max(1, BATCH // self.num_frames)  # moments per forward pass
+            for i in range(0, len(groups), step):
                 clips = []
-                for group in groups[i:i + BATCH // 4 or 1]:
+                for group in groups[i:i + step]:
                     pick = group[np.rint(np.linspace(0, len(group) - 1, self.num_frames)).astype(int)]
                     clips.append(self.transform(chunk.frames[pick]))
                 out.append(self.encoder.embed_videos(torch.stack(clips)).float().numpy())
