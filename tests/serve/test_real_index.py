@@ -137,3 +137,19 @@ def test_without_search_vector_the_index_searches_as_it_is(tmp_path):
 
     cached = CachedSearch(FakeIndex(tmp_path), size=10)
     assert not cached.enabled and cached("anything", 3) == []
+
+
+def test_uploads_are_kept_beside_the_index_and_indexed(built, tmp_path):
+    """Not inside it: the index takes in no file from its own folder."""
+    from mixma.cli.serve import default_upload_dir
+    from mixma.index import VideoIndex
+
+    copy = tmp_path / "my.index"
+    shutil.copytree(built, copy)
+    uploads = default_upload_dir(copy)
+    assert uploads == tmp_path / "my.index-uploads"
+    api = TestClient(create_app(VideoIndex.open(copy), options=ServeOptions(allow_upload=True, upload_dir=uploads)))
+    response = api.post("/api/upload", params={"filename": "a.mp4"}, content=write_clip(tmp_path / "a.mp4", 40, 70).read_bytes())
+    assert response.status_code == 201, response.text
+    with pytest.raises(ValueError, match="inside the index folder"):
+        create_app(VideoIndex.open(copy), options=ServeOptions(allow_upload=True, upload_dir=copy / "uploads"))

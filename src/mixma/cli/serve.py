@@ -12,6 +12,13 @@ from mixma.serve.options import ServeOptions
 D = ServeOptions  # every default lives in ServeOptions
 
 
+def default_upload_dir(index: Path) -> Path:
+    """`my.index` keeps its uploads in `my.index-uploads`: beside the index folder, as the index
+    never takes in files from inside its own folder."""
+    index = index.resolve()
+    return index.with_name(index.name + "-uploads")
+
+
 def serve(
     index: Path = typer.Argument(..., metavar="INDEX", help="An index folder made by `mixma index`."),
     malmm: Path = typer.Option(None, "--malmm", help="A trained MA-LMM run (or checkpoint) folder: questions are answered with it."),
@@ -19,7 +26,7 @@ def serve(
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free port)."),
     token: str = typer.Option(None, "--token", envvar="MIXMA_SERVE_TOKEN", help="Require this token on every API call (open the page as /?token=...). [env: MIXMA_SERVE_TOKEN]"),
     allow_upload: bool = typer.Option(False, "--allow-upload", help="Accept video uploads from the page, indexed as they arrive."),
-    upload_dir: Path = typer.Option(None, "--upload-dir", help="Where uploads are kept. [default: INDEX/uploads]"),
+    upload_dir: Path = typer.Option(None, "--upload-dir", help="Where uploads are kept (outside the index folder). [default: INDEX-uploads beside it]"),
     max_upload_mb: int = typer.Option(D.max_upload_bytes // 2**20, "--max-upload-mb", min=1, help="Largest upload, in MiB."),
     ask_timeout: float = typer.Option(D.ask_timeout_s, "--ask-timeout", min=1, help="Seconds a question may take before it answers 504."),
     threads: int = typer.Option(D.torch_threads, "--threads", min=1, help="torch threads per model call (requests run side by side)."),
@@ -45,7 +52,7 @@ def serve(
     if not is_loopback(host) and token is None:
         warn(f"listening on {host} without --token: anyone who can reach the port can search and watch the videos")
     options = ServeOptions(token=token, ask_timeout_s=ask_timeout, allow_upload=allow_upload,
-                           upload_dir=(upload_dir or index / "uploads") if allow_upload else None,
+                           upload_dir=(upload_dir or default_upload_dir(index)) if allow_upload else None,
                            max_upload_bytes=max_upload_mb * 2**20, torch_threads=threads)
     import torch
 

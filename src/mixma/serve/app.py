@@ -147,7 +147,14 @@ def create_app(index, assistant=None, options: ServeOptions = ServeOptions()) ->
             `add`, `len` and `model_name`).
         assistant: a `mixma.inference.VideoAssistant` for `/api/ask`; None answers 501.
         options: limits and switches (`ServeOptions`).
+
+    Raises:
+        ValueError: an upload folder inside the index folder (its files would never be indexed).
     """
+    root = getattr(index, "path", None)
+    if options.allow_upload and root is not None and Path(options.upload_dir).resolve().is_relative_to(Path(root).resolve()):
+        raise ValueError(f"the upload folder {options.upload_dir} is inside the index folder, which the index never "
+                         "takes files from: choose another")
     service = _Service(index, assistant, options)
 
     @contextlib.asynccontextmanager
