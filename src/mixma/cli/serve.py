@@ -57,10 +57,10 @@ def serve(
     import torch
 
     torch.set_num_threads(options.torch_threads)
+    quiet_transformers()  # the index's text model and MA-LMM load without progress bars
     idx = VideoIndex.open(index)
     assistant = None
     if malmm is not None:
-        quiet_transformers()
         from mixma.inference import VideoAssistant
 
         assistant = VideoAssistant.from_checkpoint(malmm)
