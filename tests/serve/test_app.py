@@ -54,6 +54,7 @@ def test_search_options_and_bad_queries(index):
     assert api.get("/api/search", params={"q": "submarine"}).json() == {"query": "submarine", "k": 3, "count": 0, "results": []}
     assert_json_error(api.get("/api/search", params={"q": "  "}), 400, "empty")
     assert_json_error(api.get("/api/search", params={"q": "bike", "k": 4}), 400, "k is over 3")
+    assert_json_error(api.get("/api/search", params={"q": "bike", "per_video": 10**9}), 400, "per_video is over 3")
     assert_json_error(api.get("/api/search", params={"q": "x" * 501}), 400, "over 500 characters")
     assert_json_error(api.get("/api/search", params={"q": "bike", "k": "many"}), 422, "k:")
     assert_json_error(api.get("/api/search"), 422, "q:")

@@ -199,8 +199,8 @@ def _routes(app: FastAPI, service: _Service) -> None:
         if len(text) > options.max_query_chars:
             raise _error(400, f"the query is over {options.max_query_chars} characters")
         k = min(10, options.max_k) if k is None else k
-        if k > options.max_k:
-            raise _error(400, f"k is over {options.max_k}")
+        if k > options.max_k or per_video > options.max_k:  # both size the index's candidate list
+            raise _error(400, f"{'k' if k > options.max_k else 'per_video'} is over {options.max_k}")
         try:
             hits = await anyio.to_thread.run_sync(partial(service.search, text, k, videos=videos, per_video=per_video),
                                                   limiter=service.search_slots)
