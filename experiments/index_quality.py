@@ -12,7 +12,7 @@
 
     .venv/bin/python -m mixma bench make -o /tmp/bench-q --videos 60 --seed 0
     .venv/bin/python experiments/index_quality.py --bench /tmp/bench-q --out /tmp/index-quality
-    (add --model mama:runs/mama for a trained MAMA run)
+    (--model mama:runs/mama --splits val test --no-real for a trained MAMA run: only held-out videos)
 """
 
 from __future__ import annotations
@@ -52,13 +52,15 @@ def moment_ok(hit, events: list[tuple[float, float]]) -> bool:
     return any(tiou((hit.start, hit.end), e) >= 0.5 or (hit.start <= e[0] and e[1] <= hit.end) for e in events)
 
 
-def synthetic(bench: Path, out: Path, model: str, units: list[str], moment_sec: float, fps: float) -> list[dict]:
-    records = [r for s in SPLITS if (bench / f"{s}.jsonl").exists() for r in read_records(bench / f"{s}.jsonl")]
+def synthetic(bench: Path, out: Path, model: str, units: list[str], moment_sec: float, fps: float,
+              splits: list[str]) -> list[dict]:
+    records = [r for s in splits if (bench / f"{s}.jsonl").exists() for r in read_records(bench / f"{s}.jsonl")]
     rows = []
+    tag = Path(model.partition(":")[2]).name or model
     for unit in units:
-        folder = out / f"synthetic-{model.split(':')[0]}-{unit}"
+        folder = out / f"synthetic-{tag}-{unit}"
         options = IndexOptions(model=model, unit=unit, moment_sec=moment_sec, frame_rate=fps)
-        summary = build_index([bench / "videos"], folder, options, progress=False)
+        summary = build_index([(bench / r.video) for r in records], folder, options, progress=False)
         idx = VideoIndex.open(folder)
         ranks, moment_hits = [], {1: 0, 5: 0, 10: 0}
         queries = 0
@@ -116,11 +118,17 @@ def main() -> None:
     parser.add_argument("--units", nargs="+", default=["mixed", "window"])
     parser.add_argument("--moment-sec", type=float, default=2.0)
     parser.add_argument("--fps", type=float, default=5.0, help="frames per second the model sees (brief events last 0.2 s)")
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), help="the videos searched (trained models: val test)")
+    parser.add_argument("--no-real", action="store_true", help="skip the real-footage queries")
     args = parser.parse_args()
     start = time.perf_counter()
-    results = {"synthetic": synthetic(args.bench, args.out, args.model, args.units, args.moment_sec, args.fps),
-               "real": real(args.out, args.model), "seconds": round(time.perf_counter() - start, 1)}
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    results = {"synthetic": synthetic(args.bench, args.out, args.model, args.units, args.moment_sec, args.fps,
+                                      args.splits)}
+    if not args.no_real:
+        results["real"] = real(args.out, args.model)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    tag = Path(args.model.partition(":")[2]).name or args.model
+    (args.out / f"results-{tag}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
