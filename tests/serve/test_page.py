@@ -58,7 +58,7 @@ def driver():
     quit_chrome(d)
 
 
-def wait(driver, condition, timeout: float = 15):
+def wait(driver, condition, timeout: float = 30):  # generous: CI machines are shared
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout).until(lambda d: condition(d))
