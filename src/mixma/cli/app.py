@@ -19,7 +19,7 @@ from collections.abc import Callable
 import typer
 from typer.exceptions import TyperException
 
-from mixma.cli import ask, augment, bench, convert, data, evaluate, frames, index, info, train
+from mixma.cli import ask, augment, bench, convert, data, evaluate, frames, index, info, serve, train
 from mixma.errors import MixmaError
 from mixma.train.registry import TRAINERS
 
@@ -78,6 +78,7 @@ def build_app() -> typer.Typer:
     convert_app = _group("Checkpoints of the original research code into mixma's formats, and back.")
     command(convert_app, "malmm-lavis", convert.malmm_lavis, no_args_is_help=True)
     app.add_typer(convert_app, name="convert")
+    command(app, "serve", serve.serve, no_args_is_help=True)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 
@@ -19,11 +20,11 @@ Pool = Enum("Pool", {p: p for p in POOLS}, type=str)
 def index(
     paths: list[str] = typer.Argument(..., metavar="PATH...", help="Video files, folders (their videos, recursively) or glob patterns."),
     output: Path = typer.Option(..., "-o", "--output", help="The index folder (created, or updated in place)."),
-    model: str = typer.Option(_DEFAULTS.model, "--model", "-m", help="concepts (ImageNet concept bank, no training), mama:RUN (a `mixma train mama` run) or clip:FOLDER (a transformers CLIP checkpoint)."),
-    unit: Unit = typer.Option(_DEFAULTS.unit, "--unit", help="What a moment is: mixed (MixedFrame segments: cuts and brief events kept apart), window (fixed windows), video (whole videos)."),
-    window: float = typer.Option(_DEFAULTS.moment_sec, "--window", min=0.1, help="Seconds: a window's length (--unit window), the mean moment length (--unit mixed)."),
-    fps: float = typer.Option(_DEFAULTS.frame_rate, "--fps", min=0.01, help="Frames per second the model sees."),
-    pool: Pool = typer.Option(_DEFAULTS.pool, "--pool", help="concepts: pool a moment's class probabilities over its frames by max or mean."),
+    model: str = typer.Option(None, "--model", "-m", help=f"concepts (ImageNet concept bank, no training), mama:RUN (a `mixma train mama` run) or clip:FOLDER (a transformers CLIP checkpoint). [default: {_DEFAULTS.model}; an existing index: its own]"),
+    unit: Unit = typer.Option(None, "--unit", help=f"What a moment is: mixed (MixedFrame segments: cuts and brief events kept apart), window (fixed windows), video (whole videos). [default: {_DEFAULTS.unit}]"),
+    window: float = typer.Option(None, "--window", min=0.1, help=f"Seconds: a window's length (--unit window), the mean moment length (--unit mixed). [default: {_DEFAULTS.moment_sec:g}]"),
+    fps: float = typer.Option(None, "--fps", min=0.01, help=f"Frames per second the model sees. [default: {_DEFAULTS.frame_rate:g}]"),
+    pool: Pool = typer.Option(None, "--pool", help=f"concepts: pool a moment's class probabilities over its frames by max or mean. [default: {_DEFAULTS.pool}]"),
     workers: int = typer.Option(_DEFAULTS.workers, "--workers", "-j", min=1, help="Processes embedding videos in parallel (under torchrun: per rank)."),
     verify: bool = typer.Option(_DEFAULTS.verify, "--verify", help="Find changed files by content hash, not size + mtime alone."),
     every_file: bool = typer.Option(_DEFAULTS.every_file, "--all", help="Folders: try every file, not only names with a video extension."),
@@ -36,6 +37,7 @@ def index(
     by the model, with its start, end and a thumbnail; the vectors go into a faiss index, the rest
     into SQLite, in the folder -o. Running it again embeds only new or changed files, drops
     deleted ones, and continues an interrupted run; unreadable files are skipped and listed.
+    Options not given on the command line are the existing index's own.
     Several machines: the same command under torchrun (every rank takes a share).
 
     Examples:
@@ -48,12 +50,18 @@ def index(
     from mixma.index import build_index  # noqa: PLC0415
 
     quiet_transformers()
+    given = {"model": model, "unit": unit and unit.value, "moment_sec": window, "frame_rate": fps,
+             "pool": pool and pool.value}
+    stored = _stored_options(output)  # options not given: an existing index's own, else the defaults
+    chosen = {k: v if v is not None else stored.get(k, getattr(_DEFAULTS, k)) for k, v in given.items()}
+    extra = {k: v for k, v in stored.items() if k in ("chunk_sec", "thumb_width")}
     try:
-        options = IndexOptions(model=model, unit=unit.value, moment_sec=window, frame_rate=fps, pool=pool.value,
-                               workers=workers, verify=verify, every_file=every_file)
+        options = IndexOptions(**chosen, **extra, workers=workers, verify=verify, every_file=every_file)
     except ValueError as exc:
         raise fail(str(exc)) from None
     summary = build_index(paths, output, options, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 merged the shards and reports
     for path, reason in summary.skipped:
         warn(f"skipped {path}: {reason}")
     if as_json:
@@ -62,6 +70,17 @@ def index(
         typer.echo(f"{summary.line()}; index in {output}")
     if summary.skipped and not (summary.added or summary.updated or summary.unchanged):
         raise typer.Exit(2)  # nothing could be indexed
+
+
+def _stored_options(folder: Path) -> dict:
+    """The options an existing index was built with ({} for a new folder)."""
+    descriptor = folder / "index.json"
+    if not descriptor.is_file():
+        return {}
+    try:
+        return dict(json.loads(descriptor.read_text()).get("options", {}))
+    except (OSError, ValueError):
+        return {}  # build_index says what is wrong with it
 
 
 def search(

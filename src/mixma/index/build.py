@@ -174,7 +174,7 @@ def build_index(paths, out: str | os.PathLike, options: IndexOptions = IndexOpti
     rank, world = _world()
     folder = store.IndexFolder(out)
     files, unmatched = expand_paths(paths, every_file=options.every_file)
-    files = [f.resolve() for f in files]
+    files = [f for f in (f.resolve() for f in files) if not f.is_relative_to(folder.root)]  # not its own thumbnails
     if model is None:
         model = load_model(model_name(options.model), pool=options.pool, cache_dir=folder.root)
     desc = folder.create_or_check({**options.stored(), "model": model.name}, model.name, model.fingerprint(),

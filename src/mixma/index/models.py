@@ -28,7 +28,7 @@ from mixma.index.options import IndexOptions
 from mixma.video.reader import VideoReader
 
 MODEL_KINDS = ("concepts", "mama", "clip")
-BATCH = 32  # frames (or moments) per forward pass
+BATCH = 16  # frames per forward pass: peak memory is one batch of activations (benchmarks/RESULTS.md)
 
 
 @dataclass
@@ -138,18 +138,30 @@ class ConceptModel(MomentModel):
         names = imagenet_classes()
         texts, owner = class_texts(names.labels, names.synonyms)
         key = _digest(texts)
-        cache = None if self.cache_dir is None else self.cache_dir / "concept_texts.npz"
-        if cache is not None and cache.exists():
-            with np.load(cache) as saved:
-                if str(saved["key"]) == key:
-                    self._bank = (saved["embeddings"], owner)
-                    return self._bank
-        embeddings = minilm().encode(texts)
-        if cache is not None and cache.parent.is_dir():
-            from mixma._atomic import atomic_path  # noqa: PLC0415
+        caches = [p for p in (self.cache_dir, user_cache()) if p is not None]
+        for folder in caches:  # the index folder's copy, else this user's (computed once per machine)
+            cache = folder / "concept_texts.npz"
+            if cache.exists():
+                try:
+                    with np.load(cache) as saved:
+                        if str(saved["key"]) == key:
+                            self._bank = (saved["embeddings"], owner)
+                            return self._bank
+                except (OSError, ValueError, KeyError):
+                    pass  # unreadable: computed again and rewritten
+        unique = list(dict.fromkeys(texts))  # "a dog" once, not once per breed
+        position = {t: i for i, t in enumerate(unique)}
+        embeddings = minilm().encode(unique)[[position[t] for t in texts]]
+        from mixma._atomic import atomic_path  # noqa: PLC0415
 
-            with atomic_path(cache) as tmp:
-                np.savez(tmp, key=key, embeddings=embeddings)
+        for folder in caches:
+            try:
+                folder.mkdir(parents=True, exist_ok=True) if folder != self.cache_dir else None
+                if folder.is_dir():
+                    with atomic_path(folder / "concept_texts.npz") as tmp:
+                        np.savez(tmp, key=key, embeddings=embeddings)
+            except OSError:
+                pass  # a read-only place: the cache is only a cache
         self._bank = (embeddings, owner)
         return self._bank
 
@@ -168,6 +180,18 @@ class ConceptModel(MomentModel):
         weights = self.query_weights(text)
         labels = imagenet_classes().labels
         return [(labels[i], float(weights[i])) for i in np.argsort(-weights)[:k] if weights[i] > 0]
+
+
+def user_cache() -> Path | None:
+    """Where the concept bank's text embeddings are kept between indexes: $MIXMA_CACHE, else
+    $XDG_CACHE_HOME/mixma or ~/.cache/mixma; MIXMA_CACHE=off keeps none."""
+    chosen = os.environ.get("MIXMA_CACHE")
+    if chosen == "off":
+        return None
+    if chosen:
+        return Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    return Path(base) / "mixma"
 
 
 def _digest(texts: list[str]) -> str:
@@ -212,9 +236,10 @@ class MAMAModel(MomentModel):
         out = []
         groups = chunk.frames_of()
         with torch.inference_mode():
-            for i in range(0, len(groups), BATCH // 4 or 1):
+            step = max(1, BATCH // self.num_frames)  # moments per forward pass
+            for i in range(0, len(groups), step):
                 clips = []
-                for group in groups[i:i + BATCH // 4 or 1]:
+                for group in groups[i:i + step]:
                     pick = group[np.rint(np.linspace(0, len(group) - 1, self.num_frames)).astype(int)]
                     clips.append(self.transform(chunk.frames[pick]))
                 out.append(self.encoder.embed_videos(torch.stack(clips)).float().numpy())

@@ -119,3 +119,16 @@ def load(path):
     import faiss  # noqa: PLC0415
 
     return faiss.read_index(str(path))
+
+
+def sharded(shards: list, dim: int):
+    """One searchable index over several (each holding its own ids): every query goes to every
+    shard and the per-shard top-k lists are merged by score, which is exact when the shards are.
+    The first step of scaling search past one index (README, "When a collection outgrows one
+    machine"). The caller keeps `shards` alive: the merged index only points at them."""
+    import faiss  # noqa: PLC0415
+
+    merged = faiss.IndexShards(dim, False, False)  # threaded=False, successive_ids=False: keep each shard's ids
+    for shard in shards:
+        merged.add_shard(shard)
+    return merged
