@@ -43,4 +43,4 @@ def test_convert_then_ask_and_back(capsys, tmp_path, indexed_video):
     assert main(["convert", "malmm-lavis", str(released), "-o", str(tmp_path / "x")]) == 2
     assert "--base INSTRUCTBLIP_DIR is required" in capsys.readouterr().err
     assert main(["convert", "malmm-lavis", str(released), "--base", str(tmp_path / "instructblip"), "-o", str(out)]) == 2
-    assert capsys.readouterr().err.startswith("error: ")  # refuses to overwrite without --overwrite
+    assert capsys.readouterr().err.strip() == f"error: {out} exists (pass --overwrite to replace it)"

@@ -41,6 +41,8 @@ def malmm_lavis(
     else:
         if base is None:
             raise fail("--base INSTRUCTBLIP_DIR is required: the checkpoint holds only the trained parts")
+        if output.exists() and not overwrite:  # the library's message names its argument, not the flag
+            raise fail(f"{output} exists (pass --overwrite to replace it)")
         notes = convert_from_lavis(source, base, output, memory_bank_length=memory_bank_length,
                                    max_num_frames=max_num_frames, overwrite=overwrite).notes
     for note in notes or ():
