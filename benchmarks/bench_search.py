@@ -87,6 +87,13 @@ def run(n: int, d: int, queries: int, kind: str) -> None:
           f"**{np.percentile(ms, 50):.2f}** / {np.percentile(ms, 99):.2f} ms | **{recall:.3f}** | "
           f"{np.percentile(exact_ms, 50):.2f} / {np.percentile(exact_ms, 99):.2f} ms | "
           f"{size:,.0f} B (+ {4 * d:,} B float32 in SQLite) |", flush=True)
+    if info["nprobe"]:  # what other nprobe values would have given, on the same new queries
+        ivf = faiss.extract_index_ivf(index)
+        for nprobe in (1, 2, 4, 8, 16):
+            ivf.nprobe = nprobe
+            ms, found = timed(index, q)
+            print(f"|   | nprobe {nprobe} | | | | {np.percentile(ms, 50):.2f} / {np.percentile(ms, 99):.2f} ms | "
+                  f"{vectors.recall_at(found, truth):.3f} | | |", flush=True)
     del data, index
 
 
