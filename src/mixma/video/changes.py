@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from mixma.video.align import MOTION_THUMBNAIL, STATIC_SHIFT, PhaseCorrelator
 from mixma.video.mixed_config import ANALYSIS_FPS, THUMBNAIL, MixedConfig
-from mixma.video.reader import DecodedFrame, VideoReader
+from mixma.video.reader import DecodedFrame, VideoReader, prefetched
 
 RECENT = 8  # scores on each side of a frame that make its cells' baselines
 MIN_SIDE = 4  # a side with fewer scores counts only when neither side has this many
@@ -458,8 +458,11 @@ def detect_changes(
         decisions: list[Decision] = []
         total = math.ceil((stop - first) / step)
         with tqdm(total=total, desc="changes", unit="frame", disable=not progress, leave=False) as bar:
-            for decoded in video.stream(step=step, start=first, stop=stop, prefetch=8):
-                decisions += tracker.push(decoded.index, frame_thumbnail(decoded)).decisions
+            # thumbnails in whichever thread has time: decoding, a few frames ahead, or this one
+            thumbs = prefetched(video.stream(step=step, start=first, stop=stop), 8,
+                                 lambda decoded: (decoded.index, frame_thumbnail(decoded)))
+            for index, thumb in thumbs:
+                decisions += tracker.push(index, thumb).decisions
                 bar.update()
         decisions += tracker.finish()
         kinds = classify_bursts([float(video.times[d.index]) for d in decisions], [d.kind for d in decisions],
