@@ -142,7 +142,8 @@ def real_clips() -> list[Path]:
     if spec is not None:
         data = Path(spec.submodule_search_locations[0]) / "datasets" / "data"
         clips += [data / n for n in ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")]
-    for folder in ("/usr/share/doc/opencv-doc/examples/data", "/work/data/opencv-doc/usr/share/doc/opencv-doc/examples/data"):
+    for folder in ("/usr/share/doc/opencv-doc/examples/data", f"{sys.prefix}/opencv-doc/usr/share/doc/opencv-doc/examples/data",
+                   "/work/data/opencv-doc/usr/share/doc/opencv-doc/examples/data"):  # apt, or `make opencv-doc`
         if Path(folder, "vtest.avi").exists():
             clips += [Path(folder, n) for n in ("vtest.avi", "Megamind.avi", "tree.avi")]
             break
