@@ -13,7 +13,10 @@ same modes, timed in a child process after its imports.
 Peak memory: the same `mixed` run on the 10-minute video and on a 1-minute one, each in a fresh
 process (peak RSS, and tracemalloc's peak of Python-side allocations).
 
-Run: .venv/bin/python benchmarks/bench_mixed.py [--repeats 3] [--step N] [--old-src DIR]
+Wall-clock times are best of N interleaved rounds; CPU times (user + sys over all threads, best of N)
+are printed too, as the share of the machine's work that a busy machine does not inflate.
+
+Run: .venv/bin/python benchmarks/bench_mixed.py [--repeats 3] [--step N] [--old-src DIR]... [--no-memory]
 """
 
 from __future__ import annotations
@@ -80,12 +83,14 @@ def old_version(src, path, step, repeats):
         f"options = {{}} if {step!r} is None else {{'step': {step!r}}}\n"
         "out = {}\n"
         "for mode in ('mean', 'strobe'):\n"
-        "    times = []\n"
+        "    times, cpu = [], []\n"
         f"    for _ in range({repeats}):\n"
-        "        start = time.perf_counter()\n"
+        "        start, start_cpu = time.perf_counter(), time.process_time()\n"
         f"        sample_frames({str(path)!r}, 32, 'mixed', size=224, mode=mode, **options)\n"
         "        times.append(time.perf_counter() - start)\n"
+        "        cpu.append(time.process_time() - start_cpu)\n"
         "    out[mode] = min(times)\n"
+        "    out[mode + ' cpu'] = min(cpu)\n"
         "print(json.dumps(out))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -114,9 +119,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--step", type=int, default=None, help="analyse every STEP-th frame (default: mixma's, ~10 per second)")
-    parser.add_argument("--old-src", help="an earlier mixma's src folder, timed in the same run")
+    parser.add_argument("--old-src", action="append", default=[],
+                        help="an earlier mixma's src folder, timed in the same run (repeatable)")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     args = parser.parse_args()
     if args.child is not None:
         return child(args.child, args.step, args.trace)
@@ -135,15 +142,20 @@ def main():
         "strobe": lambda: ours(path, args.step, mode="strobe"),
         "still": lambda: ours(path, args.step, mode="strobe", align=False),
     }
-    best = {name: float("inf") for name in [*methods, "old mean", "old strobe"]}
+    olds = {f"{src}:{mode}" for src in args.old_src for mode in ("mean", "strobe")}
+    best = {name: float("inf") for name in [*methods, *olds]}
+    cpu = dict(best)  # CPU time (user + sys, all threads): what waiting for a busy machine does not inflate
     for _ in range(args.repeats):
         for name, fn in methods.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             best[name] = min(best[name], time.perf_counter() - start)
-        if args.old_src:
-            old = old_version(args.old_src, path, args.step, 1)
-            best["old mean"], best["old strobe"] = min(best["old mean"], old["mean"]), min(best["old strobe"], old["strobe"])
+            cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+        for src in args.old_src:
+            old = old_version(src, path, args.step, 1)
+            for mode in ("mean", "strobe"):
+                best[f"{src}:{mode}"] = min(best[f"{src}:{mode}"], old[mode])
+                cpu[f"{src}:{mode}"] = min(cpu[f"{src}:{mode}"], old[f"{mode} cpu"])
     t_slice, t_frame, t_ours, t_fork, t_strobe, t_still = (best[k] for k in methods)
     t_bare = min(t_slice, t_frame)
     print(f"bare decode, slice threads     {t_slice:8.2f} s")
@@ -152,10 +164,19 @@ def main():
     print(f"fork's procedure               {t_fork:8.2f} s   ours is {t_fork / t_ours:5.2f}x faster (goal >= 2x)")
     print(f"strobe, align (default)        {t_strobe:8.2f} s   {t_strobe / t_still:5.2f}x strobe without alignment (goal <= 1.3x)")
     print(f"strobe, no align               {t_still:8.2f} s   {t_still / t_bare:5.2f}x the faster bare decode")
-    if args.old_src:
-        print(f"earlier mixed (mean)           {best['old mean']:8.2f} s   ours is {t_ours / best['old mean']:5.2f}x its time")
-        print(f"earlier mixed (strobe)         {best['old strobe']:8.2f} s   ours with alignment is {t_strobe / best['old strobe']:5.2f}x its time (goal <= 1.3x)")
-    for trace in (False, True):
+    for src in args.old_src:
+        t_mean, t_old_strobe = best[f"{src}:mean"], best[f"{src}:strobe"]
+        print(f"{src}: mixed (mean)  {t_mean:8.2f} s   ours is {t_ours / t_mean:5.2f}x its time")
+        print(f"{src}: mixed (strobe) {t_old_strobe:8.2f} s   ours with alignment is {t_strobe / t_old_strobe:5.2f}x its time")
+    c_bare = min(cpu["slice"], cpu["frame"])
+    print(f"CPU time: bare decode {cpu['slice']:.2f} s (slice) / {cpu['frame']:.2f} s (frame threads); mixed {cpu['ours']:.2f} s "
+          f"({cpu['ours'] / c_bare:.2f}x the bare decode's); fork {cpu['fork']:.2f} s ({cpu['fork'] / cpu['ours']:.2f}x ours); "
+          f"strobe {cpu['strobe']:.2f} s, no align {cpu['still']:.2f} s ({cpu['strobe'] / cpu['still']:.2f}x)")
+    for src in args.old_src:
+        c_mean, c_strobe = cpu[f"{src}:mean"], cpu[f"{src}:strobe"]
+        print(f"CPU time: {src}: mixed (mean) {c_mean:.2f} s (ours {cpu['ours'] / c_mean:.2f}x), "
+              f"strobe {c_strobe:.2f} s (ours with alignment {cpu['strobe'] / c_strobe:.2f}x)")
+    for trace in () if args.no_memory else (False, True):
         one, ten = measure_memory(1, args.step, trace), measure_memory(10, args.step, trace)
         key = "traced_mb" if trace else "rss_mb"
         label = "tracemalloc peak" if trace else "peak RSS"

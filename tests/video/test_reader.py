@@ -334,3 +334,45 @@ def test_frames_kept_alive_do_not_confuse_later_reads(indexed_video):
         again = video.read([f.index for f in kept][::-1])
         assert [frame_index(f) for f in again] == [f.index for f in kept][::-1]
         assert [frame_index(f.rgb()) for f in kept] == [f.index for f in kept]
+
+
+def test_prefetched_converts_in_either_thread_and_keeps_order():
+    """`prefetched(..., convert)` yields `convert(item)` in order, whichever thread converted it:
+    the background thread when the consumer is slow, the consumer when it waits for items."""
+    import threading
+    import time
+
+    from mixma.video.reader import prefetched
+
+    def convert(x):
+        return x * x, threading.get_ident()
+
+    for consumer_delay in (0.0, 0.005):  # a consumer that keeps up (it converts), and a slow one
+        def items():
+            for i in range(60):
+                if not consumer_delay:
+                    time.sleep(0.001)  # slow items: the consumer waits and converts them itself
+                yield i
+
+        got = []
+        for value, thread in prefetched(items(), 8, convert):
+            got.append((value, thread))
+            time.sleep(consumer_delay)
+        assert [v for v, _ in got] == [i * i for i in range(60)]
+        here = sum(t == threading.get_ident() for _, t in got)
+        assert (here > 30) if not consumer_delay else (here < 30)
+
+
+def test_prefetched_reraises_conversion_errors():
+    from mixma.video.reader import prefetched
+
+    def convert(x):
+        if x == 5:
+            raise ValueError("bad item")
+        return x
+
+    seen = []
+    with pytest.raises(ValueError, match="bad item"):
+        for x in prefetched(iter(range(10)), 4, convert):
+            seen.append(x)
+    assert seen == list(range(5))

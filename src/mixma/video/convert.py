@@ -51,24 +51,36 @@ def output_size(size: Size, width: int, height: int) -> tuple[int, int]:
     return out_w, out_h
 
 
-def resize_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
+def resize_plane(plane: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
     """Resize a 2-D (or HxWxC) uint8 image with area averaging when shrinking a lot.
 
     OpenCV's INTER_AREA is fast only for integer factors, so we first shrink by the largest
     integer factor (cropping at most factor-1 edge pixels), then finish with bilinear at a ratio
     below 2, where bilinear does not alias.
+
+    Args:
+        out: a contiguous `uint8` array of the result's shape to write the result into (it is
+            returned); without it a new array is returned, or `plane` itself at its size.
     """
     h, w = plane.shape[:2]
     if (w, h) == (width, height):
-        return plane
+        if out is None:
+            return plane
+        out[...] = plane
+        return out
     k = min(w // width, h // height)
     if k >= 2:
         plane = plane[: h // k * k, : w // k * k]
-        plane = cv2.resize(plane, (w // k, h // k), interpolation=cv2.INTER_AREA)
-        h, w = plane.shape[:2]
-        if (w, h) == (width, height):
-            return plane
-    return cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
+        interpolation, size = cv2.INTER_AREA, (w // k, h // k)
+        if size != (width, height):
+            plane = cv2.resize(plane, size, interpolation=interpolation)
+            interpolation = cv2.INTER_LINEAR
+    else:
+        interpolation = cv2.INTER_LINEAR
+    if out is None:
+        return cv2.resize(plane, (width, height), interpolation=interpolation)
+    cv2.resize(plane, (width, height), dst=out, interpolation=interpolation)
+    return out
 
 
 def _plane(frame: av.VideoFrame, i: int) -> np.ndarray:
@@ -87,14 +99,11 @@ def _fast_path(frame: av.VideoFrame) -> bool:
 def to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
     """Convert a decoded frame to `uint8 [height, width, 3]` RGB, scaling while converting."""
     if _fast_path(frame) and width % 2 == 0 and height % 2 == 0:
-        y = resize_plane(_plane(frame, 0), width, height)
-        u = resize_plane(_plane(frame, 1), width // 2, height // 2)
-        v = resize_plane(_plane(frame, 2), width // 2, height // 2)
         i420 = np.empty((height * 3 // 2, width), np.uint8)  # Y rows, then U, then V
-        i420[:height] = y
-        chroma = i420[height:].reshape(-1)
-        chroma[: u.size] = u.reshape(-1)
-        chroma[u.size :] = v.reshape(-1)
+        chroma = i420[height:].reshape(2, height // 2, width // 2)  # the U plane, then the V plane
+        resize_plane(_plane(frame, 0), width, height, out=i420[:height])  # each plane resized in place
+        resize_plane(_plane(frame, 1), width // 2, height // 2, out=chroma[0])
+        resize_plane(_plane(frame, 2), width // 2, height // 2, out=chroma[1])
         return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
     kwargs = {"src_colorspace": "ITU709"} if frame.colorspace == _BT709 else {}
     return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA", **kwargs)

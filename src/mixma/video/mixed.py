@@ -51,7 +51,7 @@ from mixma.video.changes import BurstFilter, ChangeTracker, Decision, frame_thum
 from mixma.video.compose import EmaCompositor, MeanCompositor, Placement, StrobeCompositor
 from mixma.video.convert import Size, output_size
 from mixma.video.mixed_config import ANALYSIS_FPS, THUMBNAIL, MixedConfig
-from mixma.video.reader import VideoReader
+from mixma.video.reader import VideoReader, prefetched
 from mixma.video.segments import Segmenter, budget_bound
 
 __all__ = ["MixedConfig", "MixedResult", "OutputInfo", "THUMBNAIL", "mixed_sample", "working_size"]
@@ -199,11 +199,19 @@ def mixed_sample(
     last_index = -1
     # thumbnails from the output when it is small (but not smaller than they are); else from the planes
     small = width * height <= 512 * 512 and min(width, height) >= MOTION_THUMBNAIL
+
+    def convert(decoded):
+        image = decoded.rgb((height, width))
+        return decoded.index, image, rgb_thumbnail(image) if small else frame_thumbnail(decoded)
+
+    # decoding runs in a background thread a few frames ahead of the analysis and composition, and
+    # each frame's conversion in whichever of the two threads has time (FFmpeg and OpenCV release
+    # the GIL, so the threads overlap)
+    frames = prefetched(video.stream(step=step, start=first, stop=stop), PREFETCH, convert)
     with tqdm(total=analysed, desc="mixed", unit="frame", disable=not progress, leave=False) as bar:
-        for decoded in video.stream(step=step, start=first, stop=stop, prefetch=PREFETCH):
-            image = decoded.rgb((height, width))
-            pipeline.push(decoded.index, rgb_thumbnail(image) if small else frame_thumbnail(decoded), image)
-            last_index = decoded.index
+        for index, image, thumb in frames:
+            pipeline.push(index, thumb, image)
+            last_index = index
             bar.update()
     segments = pipeline.finish()
     if not segments:

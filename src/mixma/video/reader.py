@@ -61,9 +61,10 @@ import itertools
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -678,7 +679,7 @@ class VideoReader:
                 if index >= start and (index - start) % step == 0:
                     yield DecodedFrame(index, float(self._times[index]), frame, self._rotation)
 
-        yield from (_prefetched(frames(), prefetch) if prefetch > 0 else frames())
+        yield from (prefetched(frames(), prefetch) if prefetch > 0 else frames())
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -703,15 +704,24 @@ def _labelled(frames: Iterable[av.VideoFrame]) -> Iterator[tuple[int, av.VideoFr
             yield label, frame
 
 
-def _prefetched(items: Iterator, depth: int) -> Iterator:
-    """`items`, produced by a background thread up to `depth` ahead; errors are re-raised here."""
+def prefetched(items: Iterator, depth: int, convert: Callable[[Any], Any] | None = None) -> Iterator:
+    """`items`, produced by a background thread up to `depth` ahead; errors are re-raised here.
+
+    With `convert`, yields `convert(item)` for each item, computed by whichever thread has time:
+    the background thread converts an item while the consumer is behind (at least half of `depth`
+    items wait), and otherwise hands it on as it is, for the consumer to convert, so neither side
+    idles while the other has work. Which thread converts an item does not change the result.
+    """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stopping = threading.Event()
+    half = max(1, depth // 2)
 
     def produce() -> None:
         try:
             for item in items:
+                if convert is not None:
+                    item = (True, convert(item)) if buffer.qsize() >= half else (False, item)
                 while not stopping.is_set():
                     try:
                         buffer.put(item, timeout=0.1)
@@ -733,7 +743,11 @@ def _prefetched(items: Iterator, depth: int) -> Iterator:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            if convert is None:
+                yield item
+            else:
+                converted, value = item
+                yield value if converted else convert(value)
     finally:  # the consumer stopped early or failed: let the producer finish before the reader is used again
         stopping.set()
         while worker.is_alive():
