@@ -44,7 +44,7 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
     from mixma.data.section import video_input
     from mixma.models.dual_encoder import DualEncoder
     from mixma.runs.folder import latest_checkpoint
-    from mixma.runs.mama import load_config, load_mama_run, load_trained_loss, make_criterion
+    from mixma.runs.mama import load_mama_run, load_trained_loss, make_criterion, read_mama_run
 
     latest = latest_checkpoint(run)
     if which == "final":
@@ -52,7 +52,7 @@ def alignment(run: Path, which: str, batches: int, seed: int) -> dict[str, float
         model, tokenizer, config = trained.model, trained.tokenizer, trained.config
         criterion = load_trained_loss(latest)
     else:  # the model and loss scale training started from
-        config = load_config(latest)
+        config = read_mama_run(latest)
         model, tokenizer = DualEncoder.from_pretrained(run / "base"), AutoTokenizer.from_pretrained(run / "base")
         criterion = make_criterion(config.loss, gather=False)
     model.train()

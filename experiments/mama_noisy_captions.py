@@ -68,7 +68,8 @@ def caption_weights(folder: Path, seed: int = 0) -> dict[str, float]:
     from mixma.data.annotations import read_records
     from mixma.losses.weighting import MetaWeighting
     from mixma.runs.folder import latest_checkpoint
-    from mixma.runs.mama import load_mama_run, load_trained_loss, video_inputs
+    from mixma.data.features import model_inputs
+    from mixma.runs.mama import load_mama_run, load_trained_loss
     from mixma.train.state import load_state
 
     latest = latest_checkpoint(folder)
@@ -79,7 +80,7 @@ def caption_weights(folder: Path, seed: int = 0) -> dict[str, float]:
     meta.load_state_dict(load_state(latest)["stateful"]["meta_weighting"])
     criterion = load_trained_loss(latest)
     records = [r for r in read_records(Path(data.root) / f"{data.train_split}.jsonl") if r.augmented]
-    video, store = video_inputs(data, model, data.eval_strategy)  # the frozen tower's cached outputs, if any
+    video, store = model_inputs(data, model, data.eval_strategy)  # the frozen tower's cached outputs, if any
     if store is not None:
         store.compute([(r.video_path(data.root), r.clip) for r in records], progress=False)
 
