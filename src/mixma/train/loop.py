@@ -155,10 +155,11 @@ RESUMABLE_CHANGES = ("run.epochs", "run.max_steps", "run.eval_every", "run.log_e
                      "run.keep_checkpoints", "run.num_workers", "run.threads", "run.device", "run.output_dir")
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
+def _dotted(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as `{"section.key": value}`."""
+    if not isinstance(tree, dict) or not tree:
         return {prefix: tree}
-    return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}{key}.").items()} if tree else {prefix: {}}
+    return {k: v for key, value in tree.items() for k, v in _dotted(value, f"{prefix}.{key}" if prefix else str(key)).items()}
 
 
 def check_resume_config(previous: Path, config_text: str) -> None:
@@ -170,8 +171,7 @@ def check_resume_config(previous: Path, config_text: str) -> None:
     stored = previous / "config.yaml"
     if not stored.exists():
         return
-    before = {k.rstrip("."): v for k, v in _flat(yaml.safe_load(stored.read_text()) or {}).items()}
-    after = {k.rstrip("."): v for k, v in _flat(yaml.safe_load(config_text) or {}).items()}
+    before, after = (_dotted(yaml.safe_load(text) or {}) for text in (stored.read_text(), config_text))
     changed = sorted(k for k in before.keys() | after.keys()
                      if before.get(k) != after.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
