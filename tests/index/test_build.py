@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
@@ -37,6 +38,12 @@ def test_search_finds_the_moment_and_the_video(tmp_path, colour_videos):
     assert {(h.path.name, round(h.start), round(h.end)) for h in blue} == {("a.mp4", 4, 8), ("c.mp4", 0, 3)}
     videos = idx.search("green", videos=True)
     assert [h.path.name for h in videos][0] == "b.mp4" and videos[0].end == pytest.approx(6.0, abs=0.11)
+    db = sqlite3.connect(IndexFolder(idx.path).db_path)
+    for hit in videos:  # each video's thumbnail is its middle moment's, looked up one by one here
+        (num,) = db.execute("SELECT num_moments FROM videos WHERE video_id = ?", (hit.video_id,)).fetchone()
+        (thumb,) = db.execute("SELECT thumbnail FROM moments WHERE video_id = ? AND n = ?",
+                              (hit.video_id, num // 2)).fetchone()
+        assert hit.thumbnail == idx.path / thumb
     assert idx.video(best.video_id).path == best.path
     with pytest.raises(KeyError):
         idx.video("0" * 16)
