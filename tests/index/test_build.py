@@ -44,6 +44,7 @@ def test_search_finds_the_moment_and_the_video(tmp_path, colour_videos):
         (thumb,) = db.execute("SELECT thumbnail FROM moments WHERE video_id = ? AND n = ?",
                               (hit.video_id, num // 2)).fetchone()
         assert hit.thumbnail == idx.path / thumb
+    db.close()
     assert idx.video(best.video_id).path == best.path
     with pytest.raises(KeyError):
         idx.video("0" * 16)
