@@ -13,6 +13,7 @@ on network file systems), and rank 0 merges the shards and builds the engine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -130,6 +131,20 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
+def _settled(world: int, rank: int, error: Exception | None) -> Exception | None:
+    """Wait for rank 0 to settle the store; every rank gets rank 0's error (so none waits forever)."""
+    if world == 1:
+        return error
+    _barrier(world)
+    import torch.distributed as dist  # noqa: PLC0415
+
+    message = [str(error) if error is not None else None]
+    dist.broadcast_object_list(message, src=0)
+    if rank == 0 or message[0] is None:
+        return error
+    return MixmaError(f"rank 0: {message[0]}")
+
+
 def merge_shards(folder: store.IndexFolder, db: sqlite3.Connection) -> int:
     """Move every shard store's videos into the main store (rank 0; also after an interruption)."""
     merged = 0
@@ -177,15 +192,27 @@ def build_index(paths, out: str | os.PathLike, options: IndexOptions = IndexOpti
     files = [f for f in (f.resolve() for f in files) if not f.is_relative_to(folder.root)]  # not its own thumbnails
     if model is None:
         model = load_model(model_name(options.model), pool=options.pool, cache_dir=folder.root)
-    desc = folder.create_or_check({**options.stored(), "model": model.name}, model.name, model.fingerprint(),
-                                  model.dim)
+    stored = {**options.stored(), "model": model.name}
     summary = BuildSummary(skipped=[(p, "no such file or folder") for p in unmatched])
-    with folder.db() as db:
-        if rank == 0:  # first rank 0 settles the store, then the others read the same plan from it
-            merge_shards(folder, db)
-            jobs = plan(db, folder, files, options.verify, summary)
-        _barrier(world)
-        if rank != 0:
+    # Rank 0 alone creates or checks the folder and settles the store (shards left by an
+    # interruption, removals); the others wait for it, then read the same plan without writing.
+    # Concurrent creation would race (a half-made folder reads as "not an index") and concurrent
+    # writers would lock SQLite.
+    error = None
+    if rank == 0:
+        try:
+            desc = folder.create_or_check(stored, model.name, model.fingerprint(), model.dim)
+            with folder.db() as db:
+                merge_shards(folder, db)
+                jobs = plan(db, folder, files, options.verify, summary)
+        except Exception as exc:  # noqa: BLE001 -- re-raised below, after the others hear of it
+            error = exc
+    error = _settled(world, rank, error)
+    if error is not None:
+        raise error
+    if rank != 0:
+        desc = folder.read_descriptor()
+        with contextlib.closing(store.connect(folder.db_path, read_only=True)) as db:
             jobs = _plan_readonly(db, files, options)
     jobs = jobs[rank::world]
     target = folder.db_path if world == 1 else folder.shards / f"rank-{rank}.sqlite"
