@@ -68,6 +68,7 @@ def test_rerun_embeds_only_what_changed(tmp_path, colour_videos):
     idx = VideoIndex.open(out, model=ColourModel())
     assert {h.path.name for h in idx.search("red", k=10)} == {"a.mp4", "b.mp4"}
     assert {v.path.name for v in idx.videos()} == {"a.mp4", "b.mp4"}
+    assert idx.num_videos() == 2  # the count follows removals
     assert not any(h.path.name == "c.mp4" for h in idx.search("blue", k=10))
 
 
@@ -104,6 +105,7 @@ def test_an_interrupted_run_keeps_what_it_finished_and_resumes(tmp_path, colour_
         build([colour_videos], out, ColourModel(interrupt_on="b.mp4"))
     idx = VideoIndex.open(out, model=ColourModel())  # the engine is stale: rebuilt from SQLite on open
     assert [v.path.name for v in idx.videos()] == ["a.mp4"]
+    assert idx.num_videos() == 1
     assert idx.search("red", k=1)[0].path.name == "a.mp4"
     model = ColourModel()
     resumed = build([colour_videos], out, model)

@@ -60,6 +60,9 @@ class FakeIndex:
     def __len__(self) -> int:
         return len(self._moments)
 
+    def num_videos(self) -> int:
+        return len(self._videos)
+
     def videos(self) -> list[VideoEntry]:
         return list(self._videos.values())
 

@@ -66,7 +66,7 @@ def serve(
         assistant = VideoAssistant.from_checkpoint(malmm)
     sock = bind(host, port)
     url = url_of(sock) + (f"?token={token}" if token else "")
-    typer.echo(f"mixma serve: {len(idx.videos())} videos, {len(idx)} moments ({idx.model_name}); "
+    typer.echo(f"mixma serve: {idx.num_videos()} videos, {len(idx)} moments ({idx.model_name}); "
                f"ask {'on' if assistant else 'off (--malmm RUN)'}; uploads {'on' if allow_upload else 'off'}", err=True)
     typer.echo(f"open {url}  (Ctrl-C stops)", err=True)
     log_to_stderr()

@@ -125,6 +125,10 @@ class VideoIndex:
         db = self._db()
         return db.execute("SELECT COUNT(*) FROM moments").fetchone()[0]
 
+    def num_videos(self) -> int:
+        """How many videos the index holds (one COUNT, not a listing)."""
+        return self._db().execute("SELECT COUNT(*) FROM videos").fetchone()[0]
+
     def videos(self) -> list[VideoEntry]:
         db = self._db()
         rows = db.execute("SELECT video_id, path, duration, num_moments FROM videos ORDER BY path").fetchall()

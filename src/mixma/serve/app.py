@@ -184,7 +184,7 @@ def _routes(app: FastAPI, service: _Service) -> None:
 
     @app.get("/api/health", summary="What is loaded")
     def health():
-        videos, moments = len(service.index.videos()), len(service.index)
+        videos, moments = service.index.num_videos(), len(service.index)
         return {"status": "ok", "model": service.index.model_name, "videos": videos, "moments": moments,
                 "ask": service.assistant is not None, "upload": options.allow_upload}
 
