@@ -122,24 +122,25 @@ def _world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def _group():
+    import torch.distributed as dist  # noqa: PLC0415
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist
+
+
 def _barrier(world: int) -> None:
     if world > 1:
-        import torch.distributed as dist  # noqa: PLC0415
-
-        if not dist.is_initialized():
-            dist.init_process_group("gloo")
-        dist.barrier()
+        _group().barrier()
 
 
 def _settled(world: int, rank: int, error: Exception | None) -> Exception | None:
     """Wait for rank 0 to settle the store; every rank gets rank 0's error (so none waits forever)."""
     if world == 1:
         return error
-    _barrier(world)
-    import torch.distributed as dist  # noqa: PLC0415
-
     message = [str(error) if error is not None else None]
-    dist.broadcast_object_list(message, src=0)
+    _group().broadcast_object_list(message, src=0)  # the others block here until rank 0 is done
     if rank == 0 or message[0] is None:
         return error
     return MixmaError(f"rank 0: {message[0]}")
@@ -211,7 +212,6 @@ def build_index(paths, out: str | os.PathLike, options: IndexOptions = IndexOpti
     if error is not None:
         raise error
     if rank != 0:
-        desc = folder.read_descriptor()
         with contextlib.closing(store.connect(folder.db_path, read_only=True)) as db:
             jobs = _plan_readonly(db, files, options)
     jobs = jobs[rank::world]
